@@ -1,1 +1,99 @@
-fn main() {}
+//! The `spinyard` command line: `build` and `up`, with `spin`'s flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use spinyard::app::{AppRuntime, Listener, RuntimeOptions};
+use spinyard::manifest::App;
+
+#[derive(Parser)]
+#[command(name = "spinyard", version, about = "Run a Spin application (spin.toml) of WASIp3 components")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every component's build command, like `spin build`.
+    Build {
+        /// The manifest.
+        #[arg(short = 'f', long = "from", default_value = "spin.toml")]
+        from: PathBuf,
+        /// Build only these components.
+        #[arg(short = 'c', long = "component-id")]
+        components: Vec<String>,
+    },
+    /// Serve the application, like `spin up`.
+    Up(UpArgs),
+}
+
+#[derive(Parser)]
+struct UpArgs {
+    /// The manifest.
+    #[arg(short = 'f', long = "from", default_value = "spin.toml")]
+    from: PathBuf,
+    /// Address to listen on; port 0 picks a free one (printed at start-up).
+    #[arg(long, env = "SPIN_HTTP_LISTEN_ADDR", default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// Key-value stores (and other runtime settings), as for `spin up`.
+    #[arg(long, env = "RUNTIME_CONFIG_FILE")]
+    runtime_config_file: Option<PathBuf>,
+    /// Build the components first.
+    #[arg(long)]
+    build: bool,
+    /// The longest a request may run before it is interrupted with a 504.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    request_timeout: Duration,
+    /// The most linear memory one instance may use, in MiB; past it the request fails with 500.
+    #[arg(long, default_value_t = 128)]
+    max_memory_mib: usize,
+    /// The largest request body accepted, in bytes; larger ones get 413.
+    #[arg(long, default_value_t = 16 << 20)]
+    max_request_body: u64,
+    /// Component instances alive at once (concurrent requests, chained calls included).
+    #[arg(long, default_value_t = 1000)]
+    max_instances: u32,
+    /// Where compiled components are cached.
+    #[arg(long, env = "SPINYARD_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "spinyard=info,warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Build { from, components } => spinyard::build::build(&App::load(&from)?, &components),
+        Command::Up(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(up(args)),
+    }
+}
+
+async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let app = App::load(&args.from)?;
+    if args.build {
+        spinyard::build::build(&app, &[])?;
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let options = RuntimeOptions {
+        runtime_config: args.runtime_config_file,
+        cache_dir: args.cache_dir.unwrap_or_else(spinyard::engine::default_cache_dir),
+        request_timeout: args.request_timeout,
+        max_memory_bytes: args.max_memory_mib << 20,
+        max_request_body: args.max_request_body,
+        max_instances: args.max_instances,
+    };
+    let runtime = AppRuntime::load(&app, options, Listener { addr: listener.local_addr()? }).await?;
+    spinyard::server::serve(runtime, listener).await
+}

@@ -1,0 +1,110 @@
+//! The `spin` key-value backend: a SQLite file, in Spin's own table layout.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Spin's schema, so a `.spin/sqlite_key_value.db` is interchangeable between spin and spinyard.
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS spin_key_value (
+    store TEXT NOT NULL,
+    key   TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (store, key)
+)";
+
+/// One label's view of a SQLite database.
+#[derive(Clone)]
+pub struct SqliteStore {
+    label: Arc<str>,
+    connection: Arc<Mutex<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`, or an in-memory one.
+    pub fn open(label: &str, path: Option<&Path>) -> anyhow::Result<Self> {
+        let connection = match path {
+            Some(path) => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("cannot create {}", dir.display()))?;
+                }
+                let connection = Connection::open(path)
+                    .with_context(|| format!("cannot open key-value database {}", path.display()))?;
+                // WAL lets readers proceed during a write; NORMAL sync is durable across
+                // process crashes, which is what a key-value store behind HTTP needs.
+                connection.pragma_update(None, "journal_mode", "WAL")?;
+                connection.pragma_update(None, "synchronous", "NORMAL")?;
+                connection.busy_timeout(std::time::Duration::from_secs(5))?;
+                connection
+            }
+            None => Connection::open_in_memory()?,
+        };
+        connection.execute(SCHEMA, [])?;
+        Ok(Self { label: label.into(), connection: Arc::new(Mutex::new(connection)) })
+    }
+
+    /// Runs `op` on the connection off the async threads.
+    async fn with<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Connection, &str) -> rusqlite::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let connection = store.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            op(&connection, &store.label)
+        })
+        .await?
+        .map_err(Into::into)
+    }
+
+    pub async fn get(&self, key: String) -> anyhow::Result<Option<Vec<u8>>> {
+        self.with(move |db, store| {
+            db.prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?
+                .query_row(params![store, key], |row| row.get(0))
+                .optional()
+        })
+        .await
+    }
+
+    pub async fn set(&self, key: String, value: Vec<u8>) -> anyhow::Result<()> {
+        self.with(move |db, store| {
+            db.prepare_cached(
+                "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
+            )?
+            .execute(params![store, key, value])
+            .map(drop)
+        })
+        .await
+    }
+
+    pub async fn delete(&self, key: String) -> anyhow::Result<()> {
+        self.with(move |db, store| {
+            db.prepare_cached("DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2")?
+                .execute(params![store, key])
+                .map(drop)
+        })
+        .await
+    }
+
+    pub async fn exists(&self, key: String) -> anyhow::Result<bool> {
+        self.with(move |db, store| {
+            db.prepare_cached("SELECT 1 FROM spin_key_value WHERE store = ?1 AND key = ?2")?
+                .query_row(params![store, key], |_| Ok(()))
+                .optional()
+                .map(|found| found.is_some())
+        })
+        .await
+    }
+
+    pub async fn keys(&self) -> anyhow::Result<Vec<String>> {
+        self.with(|db, store| {
+            db.prepare_cached("SELECT key FROM spin_key_value WHERE store = ?1 ORDER BY key")?
+                .query_map(params![store], |row| row.get(0))?
+                .collect()
+        })
+        .await
+    }
+}

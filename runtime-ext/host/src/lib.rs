@@ -1,0 +1,32 @@
+//! # spinyard
+//!
+//! A Spin-compatible host: it runs a `spin.toml` (manifest version 2) of spin-sdk 7
+//! components (WASIp3, `wasi:http/handler@0.3.0`) the way `spin up` does.
+//!
+//! # Layout
+//! - [`manifest`]: `spin.toml`, parsed and validated as Spin does.
+//! - [`routes`]: route patterns, precedence, path info.
+//! - [`variables`]: application / component variables and `spin:variables`.
+//! - [`runtime_config`]: `runtime-config.toml` (key-value stores).
+//! - [`key_value`]: `spin:key-value` on SQLite or Redis.
+//! - [`outbound`]: `allowed_outbound_hosts` and outbound HTTP, incl. service chaining.
+//! - [`files`]: staging each component's `files` read-only at its `/`.
+//! - [`engine`]: wasmtime configuration, compiled-component cache, the linker.
+//! - [`state`]: the per-request store data.
+//! - [`app`]: the running app: a fresh instance per request, faults mapped to status codes.
+//! - [`server`]: the listener and graceful shutdown.
+//! - [`build`]: `spinyard build`.
+
+pub mod app;
+mod bindings;
+pub mod build;
+pub mod engine;
+pub mod files;
+pub mod key_value;
+pub mod manifest;
+pub mod outbound;
+pub mod routes;
+pub mod runtime_config;
+pub mod server;
+pub mod state;
+pub mod variables;

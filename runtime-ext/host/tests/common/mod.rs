@@ -1,0 +1,123 @@
+//! Starts the real `spinyard` binary on an ephemeral port with a manifest written for the test.
+
+#![allow(dead_code)] // Each test binary uses its own subset of these helpers.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The workspace root (this crate lives in `runtime-ext/host`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// The compiled fixture `name` (crate `fixture-<name>`), built by `scripts/test.sh`.
+pub fn fixture(name: &str) -> String {
+    let path = workspace_root().join(format!("target/wasm32-wasip2/release/fixture_{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: build the wasm fixtures first (scripts/test.sh does)",
+        path.display()
+    );
+    path.to_string_lossy().into_owned()
+}
+
+/// A running host; killed when dropped.
+pub struct Host {
+    pub base: String,
+    child: Child,
+    pub stderr_log: PathBuf,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An app directory holding `spin.toml`.
+pub struct AppDir {
+    pub dir: tempfile::TempDir,
+}
+
+impl AppDir {
+    pub fn new(manifest: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("spin.toml"), manifest).unwrap();
+        Self { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn manifest(&self) -> PathBuf {
+        self.dir.path().join("spin.toml")
+    }
+
+    pub fn start(&self, args: &[&str], env: &[(&str, &str)]) -> Host {
+        start(&self.manifest(), args, env)
+    }
+}
+
+fn command(manifest: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_spinyard"));
+    command
+        .args(["up", "--listen", "127.0.0.1:0", "--from"])
+        .arg(manifest)
+        .args(args)
+        .envs(env.iter().copied())
+        .env("SPINYARD_CACHE_DIR", workspace_root().join("target/spinyard-cache"));
+    command
+}
+
+/// Starts the host and waits for its `Serving http://…` line.
+pub fn start(manifest: &Path, args: &[&str], env: &[(&str, &str)]) -> Host {
+    let stderr_log = tempfile::NamedTempFile::new().unwrap().into_temp_path().keep().unwrap();
+    let mut child = command(manifest, args, env)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr_log).unwrap())
+        .spawn()
+        .expect("spawning spinyard");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(address) = line.strip_prefix("Serving ") {
+                let _ = tx.send(address.to_string());
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(120)) {
+        Ok(base) => Host { base, child, stderr_log },
+        Err(_) => {
+            let _ = child.kill();
+            panic!("spinyard did not start: {}", std::fs::read_to_string(&stderr_log).unwrap_or_default());
+        }
+    }
+}
+
+/// Runs the host expecting it to refuse to start; returns its stderr.
+pub fn start_failure(manifest: &Path, env: &[(&str, &str)]) -> String {
+    let output = command(manifest, &[], env).output().expect("running spinyard");
+    assert!(!output.status.success(), "spinyard started although it should not have");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
+}
+
+/// GETs `path` and returns status and body.
+pub async fn get(host: &Host, path: &str) -> (u16, String) {
+    let response = client().get(format!("{}{path}", host.base)).send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+pub async fn get_json(host: &Host, path: &str) -> (u16, serde_json::Value) {
+    let (status, body) = get(host, path).await;
+    let json = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {body:?}"));
+    (status, json)
+}

@@ -88,6 +88,20 @@ async fn oversized_body_is_refused() {
 }
 
 #[tokio::test]
+async fn sigterm_lets_in_flight_requests_finish() {
+    let app = AppDir::new(&manifest());
+    let mut host = app.start(&[], &[]);
+    let in_flight = tokio::spawn(common::client().get(format!("{}/faulty/sleep", host.base)).send());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    host.terminate();
+    let response = in_flight.await.unwrap().expect("the in-flight request is answered");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "slept\n");
+    let status = host.wait_exit(std::time::Duration::from_secs(10)).expect("the host exits");
+    assert!(status.success(), "{status}");
+}
+
+#[tokio::test]
 async fn five_hundred_concurrent_requests_all_succeed() {
     let app = AppDir::new(&manifest());
     let host = start(&app);

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs every test: builds the components and test fixtures to wasm, then the host's unit and
+# integration tests, which start the real `spinyard` binary on loopback ports.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+wasm_build=(cargo build --target wasm32-wasip2 --release)
+"${wasm_build[@]}" --workspace --exclude spinyard --exclude native-baseline --exclude fixture-unsupported
+# Built alone so that its extra spin-sdk feature (sqlite) does not leak into the other components.
+"${wasm_build[@]}" -p fixture-unsupported
+cargo test -p spinyard

@@ -16,20 +16,33 @@ async fn handle(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
         "/ok" => (StatusCode::OK, "text/plain", Bytes::from_static(b"ok\n")),
         // Parse and re-serialize per request, as the component does.
         "/api/products" => match serde_json::from_str::<serde_json::Value>(CATALOGUE) {
-            Ok(products) => (StatusCode::OK, "application/json", Bytes::from(products.to_string())),
-            Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "text/plain", Bytes::new()),
+            Ok(products) => (
+                StatusCode::OK,
+                "application/json",
+                Bytes::from(products.to_string()),
+            ),
+            Err(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain",
+                Bytes::new(),
+            ),
         },
         _ => (StatusCode::NOT_FOUND, "text/plain", Bytes::new()),
     };
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
-    response.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static(content_type));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
     Ok(response)
 }
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:3100".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:3100".into());
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("Serving http://{}", listener.local_addr()?);
     loop {

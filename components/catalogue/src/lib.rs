@@ -29,7 +29,12 @@ async fn handle(request: Request) -> impl IntoResponse {
         .unwrap_or_default();
     let catalogue = match products::embedded() {
         Ok(catalogue) => catalogue,
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &format!("catalogue unreadable: {e}")),
+        Err(e) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("catalogue unreadable: {e}"),
+            );
+        }
     };
     match path_info.trim_matches('/') {
         "" => (StatusCode::OK, Json(serde_json::json!(catalogue))),

@@ -87,20 +87,31 @@ enum Failure {
 
 impl AppRuntime {
     /// Loads, compiles (or takes from the cache) and links every component of `app`.
-    pub async fn load(app: &App, options: RuntimeOptions, listener: Listener) -> anyhow::Result<Arc<Self>> {
+    pub async fn load(
+        app: &App,
+        options: RuntimeOptions,
+        listener: Listener,
+    ) -> anyhow::Result<Arc<Self>> {
         let manifest = &app.manifest;
         if manifest.http_base() == Some("/") {
-            tracing::warn!("This application has the deprecated trigger 'base' set to the default value '/'.");
+            tracing::warn!(
+                "This application has the deprecated trigger 'base' set to the default value '/'."
+            );
         }
-        let variables = AppVariables::resolve(&manifest.variables, |name| std::env::var(name).ok())?;
+        let variables =
+            AppVariables::resolve(&manifest.variables, |name| std::env::var(name).ok())?;
         let runtime_config = RuntimeConfig::load(&app.dir, options.runtime_config.as_deref())?;
-        let stores = Arc::new(key_value::open_stores(&manifest.component, &runtime_config.key_value_stores).await?);
+        let stores = Arc::new(
+            key_value::open_stores(&manifest.component, &runtime_config.key_value_stores).await?,
+        );
         let engine = engine::new_engine(PoolLimits {
             instances: options.max_instances,
             max_memory_bytes: options.max_memory_bytes,
         })?;
         let linker = engine::new_linker(&engine)?;
-        let staging = tempfile::Builder::new().prefix("spinyard-files-").tempdir()?;
+        let staging = tempfile::Builder::new()
+            .prefix("spinyard-files-")
+            .tempdir()?;
 
         let mut entries = Vec::new();
         for trigger in &manifest.trigger.http {
@@ -108,11 +119,16 @@ impl AppRuntime {
                 RouteSpec::Path(route) => Some(Route::parse(route)?),
                 RouteSpec::Private(_) => None,
             };
-            entries.push(RouteEntry { component: trigger.component.clone(), route });
+            entries.push(RouteEntry {
+                component: trigger.component.clone(),
+                route,
+            });
         }
         let router = Router::new(entries);
         for (route, shadowed, effective) in router.duplicates() {
-            tracing::error!("duplicate route, never used: {shadowed}: {route} (duplicate of {effective})");
+            tracing::error!(
+                "duplicate route, never used: {shadowed}: {route} (duplicate of {effective})"
+            );
         }
 
         let mut components = HashMap::new();
@@ -124,9 +140,11 @@ impl AppRuntime {
             let wasm = app.component_path(id)?;
             let compiled = {
                 let (engine, cache_dir) = (engine.clone(), options.cache_dir.clone());
-                tokio::task::spawn_blocking(move || engine::load_component(&engine, &wasm, &cache_dir))
-                    .await?
-                    .with_context(context)?
+                tokio::task::spawn_blocking(move || {
+                    engine::load_component(&engine, &wasm, &cache_dir)
+                })
+                .await?
+                .with_context(context)?
             };
             let service = link(&linker, &compiled).with_context(context)?;
             let allowed_hosts = component
@@ -137,8 +155,11 @@ impl AppRuntime {
                 .and_then(|entries| AllowedHosts::parse(&entries))
                 .with_context(|| format!("component `{id}`: field `allowed_outbound_hosts`"))?;
             let files_root = crate::files::component_root(staging.path(), id);
-            let has_files = crate::files::stage(&app.dir, component, &files_root).with_context(context)?;
-            let values = variables.component_values(&component.variables).with_context(context)?;
+            let has_files =
+                crate::files::stage(&app.dir, component, &files_root).with_context(context)?;
+            let values = variables
+                .component_values(&component.variables)
+                .with_context(context)?;
             components.insert(
                 id.clone(),
                 LoadedComponent {
@@ -152,7 +173,14 @@ impl AppRuntime {
                 },
             );
         }
-        Ok(Arc::new(Self { engine, components, router, options, listener, _staging: staging }))
+        Ok(Arc::new(Self {
+            engine,
+            components,
+            router,
+            options,
+            listener,
+            _staging: staging,
+        }))
     }
 
     /// The public routes, for the start-up banner.
@@ -161,7 +189,11 @@ impl AppRuntime {
     }
 
     /// Serves a request from a client.
-    pub async fn handle(self: &Arc<Self>, request: Request<WasiBody>, client: SocketAddr) -> Response<WasiBody> {
+    pub async fn handle(
+        self: &Arc<Self>,
+        request: Request<WasiBody>,
+        client: SocketAddr,
+    ) -> Response<WasiBody> {
         let path = request.uri().path().to_string();
         if path == HEALTH_PATH {
             return plain(StatusCode::OK, "OK");
@@ -173,7 +205,11 @@ impl AppRuntime {
             return empty(StatusCode::NOT_FOUND);
         };
         if let Some(length) = request.headers().get(http::header::CONTENT_LENGTH)
-            && length.to_str().ok().and_then(|text| text.parse::<u64>().ok()).is_none_or(|n| n > self.options.max_request_body)
+            && length
+                .to_str()
+                .ok()
+                .and_then(|text| text.parse::<u64>().ok())
+                .is_none_or(|n| n > self.options.max_request_body)
         {
             return empty(StatusCode::PAYLOAD_TOO_LARGE);
         }
@@ -184,9 +220,18 @@ impl AppRuntime {
             .and_then(|value| value.to_str().ok())
             .map(str::to_string)
             .unwrap_or_else(|| self.listener.addr.to_string());
-        let path_and_query = request.uri().path_and_query().map_or("/", |pq| pq.as_str()).to_string();
+        let path_and_query = request
+            .uri()
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .to_string();
         let mut request = request;
-        match http::Uri::builder().scheme("http").authority(host.as_str()).path_and_query(path_and_query.as_str()).build() {
+        match http::Uri::builder()
+            .scheme("http")
+            .authority(host.as_str())
+            .path_and_query(path_and_query.as_str())
+            .build()
+        {
             Ok(uri) => *request.uri_mut() = uri,
             Err(_) => return empty(StatusCode::BAD_REQUEST),
         }
@@ -212,13 +257,23 @@ impl AppRuntime {
     }
 
     /// Serves a request chained from another component to `http://<target>.spin.internal`.
-    pub async fn chain(self: &Arc<Self>, target: &str, mut request: Request<WasiBody>) -> Result<Response<WasiBody>, HttpError> {
-        let (Some(component), Some(_)) = (self.components.get(target), self.router.by_component(target)) else {
+    pub async fn chain(
+        self: &Arc<Self>,
+        target: &str,
+        mut request: Request<WasiBody>,
+    ) -> Result<Response<WasiBody>, HttpError> {
+        let (Some(component), Some(_)) = (
+            self.components.get(target),
+            self.router.by_component(target),
+        ) else {
             tracing::error!("service chaining: unknown routing destination '{target}'");
             return Err(HttpError::DestinationNotFound);
         };
         request.headers_mut().remove(http::header::HOST);
-        let synthetic = RouteMatch { path_info: request.uri().path().to_string(), params: Vec::new() };
+        let synthetic = RouteMatch {
+            path_info: request.uri().path().to_string(),
+            params: Vec::new(),
+        };
         let headers = SpinHeaders {
             full_url: request.uri().to_string(),
             path_info: synthetic.path_info,
@@ -228,14 +283,23 @@ impl AppRuntime {
             params: synthetic.params,
         };
         headers.apply(request.headers_mut());
-        Ok(respond(&component.id, self.invoke(component, request).await))
+        Ok(respond(
+            &component.id,
+            self.invoke(component, request).await,
+        ))
     }
 
-    fn request_state(self: &Arc<Self>, component: &LoadedComponent) -> anyhow::Result<RequestState> {
+    fn request_state(
+        self: &Arc<Self>,
+        component: &LoadedComponent,
+    ) -> anyhow::Result<RequestState> {
         let mut wasi = WasiCtxBuilder::new();
-        wasi.envs(&component.environment).inherit_stdout().inherit_stderr();
+        wasi.envs(&component.environment)
+            .inherit_stdout()
+            .inherit_stderr();
         if let Some(root) = &component.files_root {
-            wasi.preopened_dir(root, "/", FsPerms::ReadOnly).map_err(anyhow::Error::from)?;
+            wasi.preopened_dir(root, "/", FsPerms::ReadOnly)
+                .map_err(anyhow::Error::from)?;
         }
         Ok(RequestState {
             table: Default::default(),
@@ -256,14 +320,24 @@ impl AppRuntime {
     }
 
     /// Runs one request in a fresh instance of `component`.
-    async fn invoke(self: &Arc<Self>, component: &LoadedComponent, request: Request<WasiBody>) -> Result<Response<WasiBody>, Failure> {
-        let state = self.request_state(component).map_err(|error| Failure::Fault(format!("{error:#}")))?;
+    async fn invoke(
+        self: &Arc<Self>,
+        component: &LoadedComponent,
+        request: Request<WasiBody>,
+    ) -> Result<Response<WasiBody>, Failure> {
+        let state = self
+            .request_state(component)
+            .map_err(|error| Failure::Fault(format!("{error:#}")))?;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
         let deadline = Instant::now() + self.options.request_timeout;
         // Yield to the executor at every epoch tick; trap once the deadline has passed.
         store.epoch_deadline_callback(move |_| {
-            Ok(if Instant::now() >= deadline { UpdateDeadline::Interrupt } else { UpdateDeadline::Yield(1) })
+            Ok(if Instant::now() >= deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
         });
         store.set_epoch_deadline(1);
         let service: Service = component
@@ -271,7 +345,8 @@ impl AppRuntime {
             .instantiate_async(&mut store)
             .await
             .map_err(|error| Failure::Unavailable(format!("{error:#}")))?;
-        let (request, request_io) = wasmtime_wasi_http::p3::Request::from_http(&mut store.data_mut().outbound, request);
+        let (request, request_io) =
+            wasmtime_wasi_http::p3::Request::from_http(&mut store.data_mut().outbound, request);
 
         let (reply, replied) = tokio::sync::oneshot::channel();
         let id = component.id.clone();
@@ -280,7 +355,9 @@ impl AppRuntime {
             let outcome = store
                 .run_concurrent(async |accessor| -> wasmtime::Result<()> {
                     let response = match service.handle(accessor, request).await? {
-                        Ok(response) => accessor.with(|access| response.into_http(access, request_io))?,
+                        Ok(response) => {
+                            accessor.with(|access| response.into_http(access, request_io))?
+                        }
                         Err(code) => wasmtime::bail!("the component answered with error {code:?}"),
                     };
                     if let Some(reply) = reply.take() {
@@ -296,7 +373,9 @@ impl AppRuntime {
                 let failure = classify(&error);
                 match reply.take() {
                     Some(reply) => drop(reply.send(Err(failure))),
-                    None => tracing::error!(component = %id, "failed after its response began: {failure:?}"),
+                    None => {
+                        tracing::error!(component = %id, "failed after its response began: {failure:?}")
+                    }
                 }
             }
         };
@@ -316,7 +395,10 @@ impl AppRuntime {
 }
 
 /// Pre-links a component; a missing import names the interface, as wasmtime reports it.
-fn link(linker: &wasmtime::component::Linker<RequestState>, compiled: &Compiled) -> anyhow::Result<ServicePre<RequestState>> {
+fn link(
+    linker: &wasmtime::component::Linker<RequestState>,
+    compiled: &Compiled,
+) -> anyhow::Result<ServicePre<RequestState>> {
     let pre = linker.instantiate_pre(compiled)?;
     ServicePre::new(pre).map_err(anyhow::Error::from).context("it does not export `wasi:http/handler@0.3.0` (build it with spin-sdk 7's `#[http_service]`)")
 }
@@ -361,7 +443,9 @@ impl SpinHeaders {
     /// Sets the headers, replacing any a client sent under the same names.
     fn apply(self, headers: &mut http::HeaderMap) {
         let mut set = |name: &str, value: &str| {
-            if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            if let (Ok(name), Ok(value)) =
+                (HeaderName::try_from(name), HeaderValue::try_from(value))
+            {
                 headers.insert(name, value);
             }
         };
@@ -373,7 +457,10 @@ impl SpinHeaders {
         set("spin-component-route", &self.component_route);
         set("spin-client-addr", &self.client_addr);
         for (name, value) in &self.params {
-            set(&format!("spin-path-match-{}", name.to_ascii_lowercase()), value);
+            set(
+                &format!("spin-path-match-{}", name.to_ascii_lowercase()),
+                value,
+            );
         }
     }
 }
@@ -383,7 +470,11 @@ fn empty(status: StatusCode) -> Response<WasiBody> {
 }
 
 fn plain(status: StatusCode, body: &'static str) -> Response<WasiBody> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())).map_err(|never| match never {}).boxed_unsync());
+    let mut response = Response::new(
+        Full::new(Bytes::from_static(body.as_bytes()))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
     *response.status_mut() = status;
     response
 }

@@ -29,7 +29,9 @@ pub fn build(app: &App, only: &[String]) -> anyhow::Result<()> {
                 .arg(command)
                 .current_dir(&workdir)
                 .status()
-                .with_context(|| format!("component `{id}`: cannot run build command `{command}`"))?;
+                .with_context(|| {
+                    format!("component `{id}`: cannot run build command `{command}`")
+                })?;
             if !status.success() {
                 bail!("component `{id}`: build command `{command}` failed with {status}");
             }

@@ -18,23 +18,39 @@ pub fn stage(app_dir: &Path, component: &Component, root: &Path) -> anyhow::Resu
     let excluded: Vec<glob::Pattern> = component
         .exclude_files
         .iter()
-        .map(|pattern| glob::Pattern::new(pattern).with_context(|| format!("field `exclude_files`: `{pattern}`")))
+        .map(|pattern| {
+            glob::Pattern::new(pattern)
+                .with_context(|| format!("field `exclude_files`: `{pattern}`"))
+        })
         .collect::<anyhow::Result<_>>()?;
-    let is_excluded = |relative: &Path| excluded.iter().any(|pattern| pattern.matches_path(relative));
+    let is_excluded = |relative: &Path| {
+        excluded
+            .iter()
+            .any(|pattern| pattern.matches_path(relative))
+    };
     for mount in &component.files {
         match mount {
             FileMount::Pattern(pattern) => {
                 check_relative(pattern)?;
                 let source = app_dir.join(pattern);
                 if source.is_file() || source.is_dir() {
-                    copy_tree(&source, &root.join(pattern), Path::new(pattern), &is_excluded)?;
+                    copy_tree(
+                        &source,
+                        &root.join(pattern),
+                        Path::new(pattern),
+                        &is_excluded,
+                    )?;
                     continue;
                 }
                 if !pattern.contains(['*', '?', '[']) {
-                    bail!("field `files`: \"{pattern}\" does not exist and doesn't appear to be a glob pattern");
+                    bail!(
+                        "field `files`: \"{pattern}\" does not exist and doesn't appear to be a glob pattern"
+                    );
                 }
                 let full = app_dir.join(pattern);
-                for entry in glob::glob(&full.to_string_lossy()).with_context(|| format!("field `files`: `{pattern}`"))? {
+                for entry in glob::glob(&full.to_string_lossy())
+                    .with_context(|| format!("field `files`: `{pattern}`"))?
+                {
                     let path = entry?;
                     let relative = path.strip_prefix(app_dir)?.to_path_buf();
                     if path.is_file() && !is_excluded(&relative) {
@@ -45,10 +61,18 @@ pub fn stage(app_dir: &Path, component: &Component, root: &Path) -> anyhow::Resu
             FileMount::Placement(placement) => {
                 let source = app_dir.join(&placement.source);
                 if !source.exists() {
-                    bail!("field `files`: File or directory \"{}\" does not exist", placement.source);
+                    bail!(
+                        "field `files`: File or directory \"{}\" does not exist",
+                        placement.source
+                    );
                 }
                 let destination = root.join(placement.destination.trim_start_matches('/'));
-                copy_tree(&source, &destination, Path::new(&placement.source), &|_: &Path| false)?;
+                copy_tree(
+                    &source,
+                    &destination,
+                    Path::new(&placement.source),
+                    &|_: &Path| false,
+                )?;
             }
         }
     }
@@ -57,23 +81,39 @@ pub fn stage(app_dir: &Path, component: &Component, root: &Path) -> anyhow::Resu
 
 fn check_relative(pattern: &str) -> anyhow::Result<()> {
     let path = Path::new(pattern);
-    if path.is_absolute() || path.components().any(|part| matches!(part, PathPart::ParentDir | PathPart::CurDir)) {
+    if path.is_absolute()
+        || path
+            .components()
+            .any(|part| matches!(part, PathPart::ParentDir | PathPart::CurDir))
+    {
         bail!("field `files`: \"{pattern}\" must be a path inside the application directory");
     }
     Ok(())
 }
 
-fn copy_tree(source: &Path, destination: &Path, relative: &Path, excluded: &dyn Fn(&Path) -> bool) -> anyhow::Result<()> {
+fn copy_tree(
+    source: &Path,
+    destination: &Path,
+    relative: &Path,
+    excluded: &dyn Fn(&Path) -> bool,
+) -> anyhow::Result<()> {
     if source.is_file() {
         if !excluded(relative) {
             copy_file(source, destination)?;
         }
         return Ok(());
     }
-    for entry in std::fs::read_dir(source).with_context(|| format!("cannot read {}", source.display()))? {
+    for entry in
+        std::fs::read_dir(source).with_context(|| format!("cannot read {}", source.display()))?
+    {
         let entry = entry?;
         let name = entry.file_name();
-        copy_tree(&entry.path(), &destination.join(&name), &relative.join(&name), excluded)?;
+        copy_tree(
+            &entry.path(),
+            &destination.join(&name),
+            &relative.join(&name),
+            excluded,
+        )?;
     }
     Ok(())
 }
@@ -82,8 +122,13 @@ fn copy_file(source: &Path, destination: &Path) -> anyhow::Result<()> {
     if let Some(dir) = destination.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::copy(source, destination)
-        .with_context(|| format!("cannot copy {} to {}", source.display(), destination.display()))?;
+    std::fs::copy(source, destination).with_context(|| {
+        format!(
+            "cannot copy {} to {}",
+            source.display(),
+            destination.display()
+        )
+    })?;
     Ok(())
 }
 

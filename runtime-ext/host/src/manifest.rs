@@ -244,7 +244,10 @@ impl Manifest {
             );
         }
         for (index, trigger) in self.trigger.http.iter().enumerate() {
-            let label = trigger.id.clone().unwrap_or_else(|| format!("trigger.http[{index}]"));
+            let label = trigger
+                .id
+                .clone()
+                .unwrap_or_else(|| format!("trigger.http[{index}]"));
             if !self.component.contains_key(&trigger.component) {
                 bail!(
                     "{label}: field `component`: no component `{}` is defined in the manifest",
@@ -277,7 +280,12 @@ impl Manifest {
 impl Manifest {
     /// `[application.trigger.http] base`, deprecated in Spin 2.7: only `/` is still accepted.
     pub fn http_base(&self) -> Option<&str> {
-        self.application.trigger.as_ref()?.get("http")?.get("base")?.as_str()
+        self.application
+            .trigger
+            .as_ref()?
+            .get("http")?
+            .get("base")?
+            .as_str()
     }
 }
 
@@ -390,8 +398,15 @@ mod tests {
 
     #[test]
     fn unknown_field_is_rejected_with_its_name() {
-        let text = MINIMAL.replace("source = \"hello.wasm\"", "source = \"hello.wasm\"\nallowed_hosts = []");
-        assert!(error_of(&text).contains("allowed_hosts"), "{}", error_of(&text));
+        let text = MINIMAL.replace(
+            "source = \"hello.wasm\"",
+            "source = \"hello.wasm\"\nallowed_hosts = []",
+        );
+        assert!(
+            error_of(&text).contains("allowed_hosts"),
+            "{}",
+            error_of(&text)
+        );
     }
 
     #[test]
@@ -418,20 +433,30 @@ mod tests {
             "source = \"hello.wasm\"\nvariables = { greeting = \"{{ missing }}\" }",
         );
         let message = error_of(&text);
-        assert!(message.contains("component `hello`") && message.contains("missing"), "{message}");
+        assert!(
+            message.contains("component `hello`") && message.contains("missing"),
+            "{message}"
+        );
     }
 
     #[test]
     fn base_other_than_root_is_rejected() {
-        let text = MINIMAL.replace("name = \"demo\"", "name = \"demo\"\ntrigger.http.base = \"/api\"");
+        let text = MINIMAL.replace(
+            "name = \"demo\"",
+            "name = \"demo\"\ntrigger.http.base = \"/api\"",
+        );
         assert!(error_of(&text).contains("base"), "{}", error_of(&text));
-        let root = MINIMAL.replace("name = \"demo\"", "name = \"demo\"\ntrigger.http.base = \"/\"");
+        let root = MINIMAL.replace(
+            "name = \"demo\"",
+            "name = \"demo\"\ntrigger.http.base = \"/\"",
+        );
         assert!(Manifest::parse(&root).is_ok());
     }
 
     #[test]
     fn variable_needs_exactly_one_of_required_and_default() {
-        let text = format!("{MINIMAL}\n[variables]\nboth = {{ required = true, default = \"x\" }}\n");
+        let text =
+            format!("{MINIMAL}\n[variables]\nboth = {{ required = true, default = \"x\" }}\n");
         assert!(error_of(&text).contains("variable `both`"));
     }
 

@@ -19,7 +19,9 @@ const CHAINING_SUFFIX: &str = ".spin.internal";
 
 /// A denied destination: the guest gets `HttpRequestDenied`, and this names what to allow.
 #[derive(Debug, thiserror::Error)]
-#[error("destination `{url}` is not allowed for component `{component}`; add `{suggestion}` to its `allowed_outbound_hosts`")]
+#[error(
+    "destination `{url}` is not allowed for component `{component}`; add `{suggestion}` to its `allowed_outbound_hosts`"
+)]
 pub struct Denied {
     pub component: String,
     pub url: String,
@@ -67,7 +69,11 @@ impl AllowedHost {
     pub fn parse(entry: &str) -> anyhow::Result<Self> {
         if entry.contains("{{") {
             // Templates are checked again once resolved; their shape is all we can see here.
-            return Ok(Self { scheme: None, host: HostPattern::Any, port: PortPattern::Any });
+            return Ok(Self {
+                scheme: None,
+                host: HostPattern::Any,
+                port: PortPattern::Any,
+            });
         }
         let Some((scheme, rest)) = entry.split_once("://") else {
             bail!("missing a scheme: write e.g. `https://{entry}`");
@@ -84,8 +90,12 @@ impl AllowedHost {
             "" => bail!("missing a host"),
             "*" => HostPattern::Any,
             "self" | "self.alt" => HostPattern::SelfApp,
-            wildcard if wildcard.starts_with("*.") => HostPattern::Subdomain(wildcard[1..].to_ascii_lowercase()),
-            name if name.contains('*') => bail!("`*` may only stand alone or as the first label of a host"),
+            wildcard if wildcard.starts_with("*.") => {
+                HostPattern::Subdomain(wildcard[1..].to_ascii_lowercase())
+            }
+            name if name.contains('*') => {
+                bail!("`*` may only stand alone or as the first label of a host")
+            }
             name => HostPattern::Exact(name.to_ascii_lowercase()),
         };
         let port = match port {
@@ -106,7 +116,9 @@ impl AllowedHost {
             None if scheme == "*" => PortPattern::Any,
             None => match default_port(scheme) {
                 Some(port) => PortPattern::Range(port, port),
-                None => bail!("scheme `{scheme}` has no well-known port: give one, e.g. `{scheme}://{host_text}:1234`"),
+                None => bail!(
+                    "scheme `{scheme}` has no well-known port: give one, e.g. `{scheme}://{host_text}:1234`"
+                ),
             },
         };
         let scheme = (scheme != "*").then(|| scheme.to_ascii_lowercase());
@@ -114,12 +126,17 @@ impl AllowedHost {
     }
 
     fn allows(&self, scheme: &str, host: &str, port: u16) -> bool {
-        let scheme_ok = self.scheme.as_deref().is_none_or(|allowed| allowed == scheme);
+        let scheme_ok = self
+            .scheme
+            .as_deref()
+            .is_none_or(|allowed| allowed == scheme);
         let host = host.to_ascii_lowercase();
         let host_ok = match &self.host {
             HostPattern::Any => true,
             HostPattern::Exact(name) => *name == host,
-            HostPattern::Subdomain(suffix) => host.ends_with(suffix.as_str()) && host.len() > suffix.len(),
+            HostPattern::Subdomain(suffix) => {
+                host.ends_with(suffix.as_str()) && host.len() > suffix.len()
+            }
             HostPattern::SelfApp => false,
         };
         let port_ok = match self.port {
@@ -144,7 +161,8 @@ fn split_host_port(authority: &str) -> (&str, Option<&str>) {
 }
 
 fn parse_port(text: &str) -> anyhow::Result<u16> {
-    text.parse().with_context(|| format!("`{text}` is not a port number"))
+    text.parse()
+        .with_context(|| format!("`{text}` is not a port number"))
 }
 
 /// A component's whole allow-list.
@@ -168,13 +186,16 @@ impl AllowedHosts {
         let Some(port) = port.or_else(|| default_port(scheme)) else {
             return false;
         };
-        self.entries.iter().any(|entry| entry.allows(scheme, host, port))
+        self.entries
+            .iter()
+            .any(|entry| entry.allows(scheme, host, port))
     }
 }
 
 /// A future reporting the I/O outcome of a request or response body.
 type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
-type SendFuture = Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpError>> + Send>;
+type SendFuture =
+    Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpError>> + Send>;
 
 /// A request's outbound-HTTP policy: the allow-list, and service chaining in-process.
 pub struct Outbound {
@@ -221,7 +242,10 @@ impl WasiHttpHooks for Outbound {
         }
         Box::new(async move {
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as IoFuture))
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as IoFuture,
+            ))
         })
     }
 }
@@ -246,7 +270,11 @@ mod tests {
 
     #[test]
     fn wildcards_and_ranges() {
-        let allowed = hosts(&["*://*.spin.internal:*", "http://127.0.0.1:8000..8100", "postgres://db"]);
+        let allowed = hosts(&[
+            "*://*.spin.internal:*",
+            "http://127.0.0.1:8000..8100",
+            "postgres://db",
+        ]);
         assert!(allowed.allows("http", "users.spin.internal", None));
         assert!(!allowed.allows("http", "spin.internal", None));
         assert!(allowed.allows("http", "127.0.0.1", Some(8080)));

@@ -66,7 +66,11 @@ impl Route {
                 None => segments.push(Segment::Literal(segment.to_string())),
             }
         }
-        Ok(Self { raw: raw.to_string(), segments, wildcard })
+        Ok(Self {
+            raw: raw.to_string(),
+            segments,
+            wildcard,
+        })
     }
 
     /// The route as written in the manifest (`spin-matched-route`, `spin-raw-component-route`).
@@ -89,19 +93,28 @@ impl Route {
         let mut params = Vec::new();
         for segment in &self.segments {
             let after_slash = rest.strip_prefix('/')?;
-            let (actual, remainder) = after_slash.split_at(after_slash.find('/').unwrap_or(after_slash.len()));
+            let (actual, remainder) =
+                after_slash.split_at(after_slash.find('/').unwrap_or(after_slash.len()));
             match segment {
                 Segment::Literal(text) if text == actual => {}
-                Segment::Param(name) if !actual.is_empty() => params.push((name.clone(), actual.to_string())),
+                Segment::Param(name) if !actual.is_empty() => {
+                    params.push((name.clone(), actual.to_string()))
+                }
                 _ => return None,
             }
             rest = remainder;
         }
         if self.wildcard {
-            return Some(RouteMatch { path_info: rest.to_string(), params });
+            return Some(RouteMatch {
+                path_info: rest.to_string(),
+                params,
+            });
         }
         // An exact route tolerates one trailing slash.
-        matches!(rest, "" | "/").then(|| RouteMatch { path_info: String::new(), params })
+        matches!(rest, "" | "/").then(|| RouteMatch {
+            path_info: String::new(),
+            params,
+        })
     }
 
     /// Segment-by-segment precedence; compare lexicographically, higher wins.
@@ -114,7 +127,11 @@ impl Route {
                 Segment::Param(_) => RANK_PARAM,
             })
             .collect();
-        rank.push(if self.wildcard { RANK_WILDCARD } else { RANK_END });
+        rank.push(if self.wildcard {
+            RANK_WILDCARD
+        } else {
+            RANK_END
+        });
         rank
     }
 }
@@ -159,7 +176,11 @@ impl Router {
                 .rev()
                 .find(|other| other.route.as_ref().is_some_and(|r| r.raw == route.raw));
             if let Some(effective) = later {
-                duplicates.push((route.raw(), entry.component.as_str(), effective.component.as_str()));
+                duplicates.push((
+                    route.raw(),
+                    entry.component.as_str(),
+                    effective.component.as_str(),
+                ));
             }
         }
         duplicates
@@ -167,7 +188,9 @@ impl Router {
 
     /// The entry of a component for service chaining; private routes included.
     pub fn by_component(&self, component: &str) -> Option<&RouteEntry> {
-        self.entries.iter().find(|entry| entry.component == component)
+        self.entries
+            .iter()
+            .find(|entry| entry.component == component)
     }
 
     /// The public entries, for the start-up banner.
@@ -195,7 +218,9 @@ mod tests {
     }
 
     fn winner(router: &Router, path: &str) -> Option<String> {
-        router.route(path).map(|(entry, _, _)| entry.component.clone())
+        router
+            .route(path)
+            .map(|(entry, _, _)| entry.component.clone())
     }
 
     #[test]
@@ -208,9 +233,18 @@ mod tests {
         ]);
         assert_eq!(winner(&router, "/anything").as_deref(), Some("root"));
         assert_eq!(winner(&router, "/api/x").as_deref(), Some("api"));
-        assert_eq!(winner(&router, "/api/products").as_deref(), Some("products"));
-        assert_eq!(winner(&router, "/api/products/1").as_deref(), Some("products"));
-        assert_eq!(winner(&router, "/api/products/special").as_deref(), Some("special"));
+        assert_eq!(
+            winner(&router, "/api/products").as_deref(),
+            Some("products")
+        );
+        assert_eq!(
+            winner(&router, "/api/products/1").as_deref(),
+            Some("products")
+        );
+        assert_eq!(
+            winner(&router, "/api/products/special").as_deref(),
+            Some("special")
+        );
     }
 
     #[test]
@@ -229,13 +263,25 @@ mod tests {
         assert_eq!(found.path_info, "/orders/7");
         assert_eq!(found.params, vec![("id".to_string(), "42".to_string())]);
         let wildcard = Route::parse("/test/...").unwrap();
-        for (path, info) in [("/test", ""), ("/test/", "/"), ("/test/hello", "/hello"), ("/test/hello/", "/hello/")] {
+        for (path, info) in [
+            ("/test", ""),
+            ("/test/", "/"),
+            ("/test/hello", "/hello"),
+            ("/test/hello/", "/hello/"),
+        ] {
             assert_eq!(wildcard.matches(path).unwrap().path_info, info, "{path}");
         }
         assert!(wildcard.matches("/testing").is_none());
         assert_eq!(wildcard.component_route(), "/test");
         assert_eq!(Route::parse("/...").unwrap().component_route(), "");
-        assert_eq!(Route::parse("/...").unwrap().matches("/").unwrap().path_info, "/");
+        assert_eq!(
+            Route::parse("/...")
+                .unwrap()
+                .matches("/")
+                .unwrap()
+                .path_info,
+            "/"
+        );
     }
 
     #[test]

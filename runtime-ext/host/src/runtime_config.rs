@@ -34,8 +34,12 @@ struct RuntimeConfigFile {
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum KeyValueStoreConfig {
     /// SQLite; without `path`, an in-memory database (as Spin).
-    Spin { path: Option<PathBuf> },
-    Redis { url: String },
+    Spin {
+        path: Option<PathBuf>,
+    },
+    Redis {
+        url: String,
+    },
 }
 
 /// Every key-value store label the app can open, with its backend.
@@ -49,7 +53,9 @@ impl RuntimeConfig {
     pub fn load(app_dir: &Path, file: Option<&Path>) -> anyhow::Result<Self> {
         let mut key_value_stores = BTreeMap::from([(
             DEFAULT_STORE_LABEL.to_string(),
-            KeyValueStoreConfig::Spin { path: Some(app_dir.join(DEFAULT_KV_PATH)) },
+            KeyValueStoreConfig::Spin {
+                path: Some(app_dir.join(DEFAULT_KV_PATH)),
+            },
         )]);
         if let Some(file) = file {
             let text = std::fs::read_to_string(file)
@@ -88,12 +94,20 @@ mod tests {
         let config = RuntimeConfig::load(Path::new("/app"), Some(&file)).unwrap();
         assert_eq!(
             config.key_value_stores["default"],
-            KeyValueStoreConfig::Spin { path: Some(dir.join("data/kv.db")) }
+            KeyValueStoreConfig::Spin {
+                path: Some(dir.join("data/kv.db"))
+            }
         );
-        assert!(matches!(config.key_value_stores["cache"], KeyValueStoreConfig::Redis { .. }));
+        assert!(matches!(
+            config.key_value_stores["cache"],
+            KeyValueStoreConfig::Redis { .. }
+        ));
 
         std::fs::write(&file, "[key_value_store.x]\ntype = \"dynamo\"\n").unwrap();
-        let error = format!("{:#}", RuntimeConfig::load(Path::new("/app"), Some(&file)).unwrap_err());
+        let error = format!(
+            "{:#}",
+            RuntimeConfig::load(Path::new("/app"), Some(&file)).unwrap_err()
+        );
         assert!(error.contains("dynamo"), "{error}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -103,7 +117,9 @@ mod tests {
         let config = RuntimeConfig::load(Path::new("/app"), None).unwrap();
         assert_eq!(
             config.key_value_stores["default"],
-            KeyValueStoreConfig::Spin { path: Some(PathBuf::from("/app/.spin/sqlite_key_value.db")) }
+            KeyValueStoreConfig::Spin {
+                path: Some(PathBuf::from("/app/.spin/sqlite_key_value.db"))
+            }
         );
     }
 }

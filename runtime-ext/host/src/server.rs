@@ -24,8 +24,15 @@ pub async fn serve(app: Arc<AppRuntime>, listener: TcpListener) -> anyhow::Resul
     println!("\nServing http://{local}");
     println!("Available Routes:");
     for (component, route) in app.routes() {
-        let wildcard = if route.is_wildcard() { " (wildcard)" } else { "" };
-        println!("  {component}: http://{local}{}{wildcard}", route.component_route());
+        let wildcard = if route.is_wildcard() {
+            " (wildcard)"
+        } else {
+            ""
+        };
+        println!(
+            "  {component}: http://{local}{}{wildcard}",
+            route.component_route()
+        );
     }
 
     let builder = auto::Builder::new(TokioExecutor::new());
@@ -51,7 +58,9 @@ pub async fn serve(app: Arc<AppRuntime>, listener: TcpListener) -> anyhow::Resul
                 Ok::<_, Infallible>(app.handle(request, client).await)
             }
         });
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
@@ -61,7 +70,10 @@ pub async fn serve(app: Arc<AppRuntime>, listener: TcpListener) -> anyhow::Resul
     }
     tracing::info!("shutting down; waiting for in-flight requests");
     drop(listener);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("in-flight requests still running after {SHUTDOWN_GRACE:?}; exiting anyway");
     }
     Ok(())

@@ -22,7 +22,10 @@ pub struct RequestState {
 
 impl RequestState {
     pub fn key_value_view(&mut self) -> KeyValueView<'_> {
-        KeyValueView { table: &mut self.table, access: &self.key_value }
+        KeyValueView {
+            table: &mut self.table,
+            access: &self.key_value,
+        }
     }
 
     pub fn variables_view(&mut self) -> &ComponentVariables {
@@ -32,12 +35,19 @@ impl RequestState {
 
 impl WasiView for RequestState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl WasiHttpView for RequestState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.outbound }
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
+        }
     }
 }

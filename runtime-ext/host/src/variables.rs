@@ -92,11 +92,11 @@ impl AppVariables {
             .into_iter()
             .map(|part| match part {
                 Part::Literal(text) => Ok(text.to_string()),
-                Part::Reference(name) => self
-                    .values
-                    .get(name)
-                    .cloned()
-                    .with_context(|| format!("`{{{{ {name} }}}}` is not an application variable")),
+                Part::Reference(name) => {
+                    self.values.get(name).cloned().with_context(|| {
+                        format!("`{{{{ {name} }}}}` is not an application variable")
+                    })
+                }
             })
             .collect()
     }
@@ -109,7 +109,9 @@ impl AppVariables {
         templates
             .iter()
             .map(|(name, template)| {
-                let value = self.render(template).with_context(|| format!("variable `{name}`"))?;
+                let value = self
+                    .render(template)
+                    .with_context(|| format!("variable `{name}`"))?;
                 Ok((name.clone(), value))
             })
             .collect()
@@ -125,7 +127,10 @@ pub struct ComponentVariables {
 
 impl ComponentVariables {
     pub fn new(component: &str, values: HashMap<String, String>) -> Self {
-        Self { component: component.into(), values: Arc::new(values) }
+        Self {
+            component: component.into(),
+            values: Arc::new(values),
+        }
     }
 
     /// Spin's answer for `get(name)`: a malformed name is `invalid-name`, an undeclared one `undefined`.
@@ -148,7 +153,10 @@ impl HasData for VariablesHost {
 impl wit::Host for &ComponentVariables {}
 
 impl<T> wit::HostWithStore<T> for VariablesHost {
-    async fn get(accessor: &Accessor<T, Self>, name: String) -> wasmtime::Result<Result<String, wit::Error>> {
+    async fn get(
+        accessor: &Accessor<T, Self>,
+        name: String,
+    ) -> wasmtime::Result<Result<String, wit::Error>> {
         Ok(accessor.with(|mut access| access.get().get(&name)))
     }
 }
@@ -174,18 +182,34 @@ mod tests {
         ]);
         let env = |name: &str| (name == "SPIN_VARIABLE_TOKEN").then(|| "s3cret".to_string());
         let vars = AppVariables::resolve(&declared, env).unwrap();
-        assert_eq!(vars.render("{{db_host}}:{{ token }}").unwrap(), "localhost:s3cret");
+        assert_eq!(
+            vars.render("{{db_host}}:{{ token }}").unwrap(),
+            "localhost:s3cret"
+        );
 
-        let error = AppVariables::resolve(&declared, |_| None).unwrap_err().to_string();
-        assert!(error.contains("`token`") && error.contains("SPIN_VARIABLE_TOKEN"), "{error}");
+        let error = AppVariables::resolve(&declared, |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("`token`") && error.contains("SPIN_VARIABLE_TOKEN"),
+            "{error}"
+        );
     }
 
     #[test]
     fn guest_lookups_follow_spin_errors() {
-        let vars = ComponentVariables::new("web", HashMap::from([("greeting".to_string(), "hi".to_string())]));
+        let vars = ComponentVariables::new(
+            "web",
+            HashMap::from([("greeting".to_string(), "hi".to_string())]),
+        );
         assert_eq!(vars.get("greeting").unwrap(), "hi");
-        assert!(matches!(vars.get("other"), Err(wit::Error::Undefined(message)) if message.contains("\"web\"")));
-        assert!(matches!(vars.get("Greeting"), Err(wit::Error::InvalidName(_))));
+        assert!(
+            matches!(vars.get("other"), Err(wit::Error::Undefined(message)) if message.contains("\"web\""))
+        );
+        assert!(matches!(
+            vars.get("Greeting"),
+            Err(wit::Error::InvalidName(_))
+        ));
     }
 
     #[test]

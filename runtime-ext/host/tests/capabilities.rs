@@ -22,7 +22,11 @@ key_value_stores = ["default"{extra}]
 }
 
 async fn post_json(host: &common::Host, path: &str) -> (u16, serde_json::Value) {
-    let response = common::client().post(format!("{}{path}", host.base)).send().await.unwrap();
+    let response = common::client()
+        .post(format!("{}{path}", host.base))
+        .send()
+        .await
+        .unwrap();
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
@@ -36,9 +40,15 @@ async fn key_value_persists_across_requests_and_restarts() {
             assert_eq!(status, 200, "{json}");
             assert_eq!(json["count"], expected);
         }
-        assert_eq!(get_json(&host, "/kv/visits").await.1["keys"], serde_json::json!(["visits"]));
+        assert_eq!(
+            get_json(&host, "/kv/visits").await.1["keys"],
+            serde_json::json!(["visits"])
+        );
     }
-    assert!(app.path().join(".spin/sqlite_key_value.db").exists(), "Spin's default store location");
+    assert!(
+        app.path().join(".spin/sqlite_key_value.db").exists(),
+        "Spin's default store location"
+    );
     let host = app.start(&[], &[]);
     let (_, json) = post_json(&host, "/kv/visits").await;
     assert_eq!(json["count"], 4, "the count survived a restart");
@@ -49,9 +59,14 @@ async fn concurrent_increments_are_all_recorded_per_key() {
     let app = AppDir::new(&kv_manifest(""));
     let host = app.start(&[], &[]);
     // Distinct keys: each read-modify-write is alone on its key, so none may be lost.
-    let requests = (0..50).map(|i| post_json(&host, Box::leak(format!("/kv/key{i}").into_boxed_str())));
+    let requests =
+        (0..50).map(|i| post_json(&host, Box::leak(format!("/kv/key{i}").into_boxed_str())));
     let results = futures::future::join_all(requests).await;
-    assert!(results.iter().all(|(status, json)| *status == 200 && json["count"] == 1));
+    assert!(
+        results
+            .iter()
+            .all(|(status, json)| *status == 200 && json["count"] == 1)
+    );
     let (_, json) = get_json(&host, "/kv/key0").await;
     assert_eq!(json["keys"].as_array().unwrap().len(), 50);
 }
@@ -65,20 +80,36 @@ async fn undeclared_store_is_access_denied_and_configured_store_works() {
     )
     .unwrap();
     let runtime_config = app.path().join("runtime-config.toml");
-    let host = app.start(&["--runtime-config-file", runtime_config.to_str().unwrap()], &[]);
+    let host = app.start(
+        &["--runtime-config-file", runtime_config.to_str().unwrap()],
+        &[],
+    );
     let (status, json) = post_json(&host, "/kv/x?store=cache").await;
-    assert_eq!((status, &json["count"]), (200, &serde_json::json!(1)), "{json}");
-    assert!(app.path().join("data/cache.db").exists(), "path relative to the runtime config");
+    assert_eq!(
+        (status, &json["count"]),
+        (200, &serde_json::json!(1)),
+        "{json}"
+    );
+    assert!(
+        app.path().join("data/cache.db").exists(),
+        "path relative to the runtime config"
+    );
     let (status, json) = post_json(&host, "/kv/x?store=other").await;
     assert_eq!(status, 403);
-    assert!(json["error"].as_str().unwrap().contains("AccessDenied"), "{json}");
+    assert!(
+        json["error"].as_str().unwrap().contains("AccessDenied"),
+        "{json}"
+    );
 }
 
 #[test]
 fn undefined_store_label_fails_at_start_up() {
     let app = AppDir::new(&kv_manifest(", \"nowhere\""));
     let stderr = start_failure(&app.manifest(), &[]);
-    assert!(stderr.contains("component `counter`") && stderr.contains("nowhere"), "{stderr}");
+    assert!(
+        stderr.contains("component `counter`") && stderr.contains("nowhere"),
+        "{stderr}"
+    );
 }
 
 fn inspect_manifest() -> String {
@@ -117,32 +148,71 @@ fn inspect_app() -> AppDir {
 #[tokio::test]
 async fn variables_environment_and_files() {
     let app = inspect_app();
-    let host = app.start(&[], &[("SPIN_VARIABLE_API_TOKEN", "t0k3n"), ("SPIN_VARIABLE_GREETING", "howdy")]);
+    let host = app.start(
+        &[],
+        &[
+            ("SPIN_VARIABLE_API_TOKEN", "t0k3n"),
+            ("SPIN_VARIABLE_GREETING", "howdy"),
+        ],
+    );
     let lookup = |json: serde_json::Value| json["lookup"].clone();
-    assert_eq!(lookup(get_json(&host, "/?var=message").await.1)["value"], "howdy, world");
-    assert_eq!(lookup(get_json(&host, "/?var=token").await.1)["value"], "t0k3n");
+    assert_eq!(
+        lookup(get_json(&host, "/?var=message").await.1)["value"],
+        "howdy, world"
+    );
+    assert_eq!(
+        lookup(get_json(&host, "/?var=token").await.1)["value"],
+        "t0k3n"
+    );
     let undefined = lookup(get_json(&host, "/?var=greeting").await.1);
-    assert!(undefined["error"].as_str().unwrap().contains("Undefined"), "{undefined}");
+    assert!(
+        undefined["error"].as_str().unwrap().contains("Undefined"),
+        "{undefined}"
+    );
     let invalid = lookup(get_json(&host, "/?var=Bad-Name").await.1);
-    assert!(invalid["error"].as_str().unwrap().contains("InvalidName"), "{invalid}");
-    assert_eq!(lookup(get_json(&host, "/?env=MODE").await.1)["value"], "test");
-    assert_eq!(lookup(get_json(&host, "/?env=HOME").await.1)["value"], serde_json::Value::Null);
-    assert_eq!(lookup(get_json(&host, "/?file=/static/hello.txt").await.1)["value"], "hi from a file");
-    assert_eq!(lookup(get_json(&host, "/?file=/etc/app.json").await.1)["value"], "{\"a\":1}");
+    assert!(
+        invalid["error"].as_str().unwrap().contains("InvalidName"),
+        "{invalid}"
+    );
+    assert_eq!(
+        lookup(get_json(&host, "/?env=MODE").await.1)["value"],
+        "test"
+    );
+    assert_eq!(
+        lookup(get_json(&host, "/?env=HOME").await.1)["value"],
+        serde_json::Value::Null
+    );
+    assert_eq!(
+        lookup(get_json(&host, "/?file=/static/hello.txt").await.1)["value"],
+        "hi from a file"
+    );
+    assert_eq!(
+        lookup(get_json(&host, "/?file=/etc/app.json").await.1)["value"],
+        "{\"a\":1}"
+    );
     let outside = lookup(get_json(&host, "/?file=/spin.toml").await.1);
-    assert!(outside["error"].is_string(), "only declared files are visible: {outside}");
+    assert!(
+        outside["error"].is_string(),
+        "only declared files are visible: {outside}"
+    );
 }
 
 #[test]
 fn required_variable_unset_fails_at_start_up() {
     let app = inspect_app();
     let stderr = start_failure(&app.manifest(), &[]);
-    assert!(stderr.contains("api_token") && stderr.contains("SPIN_VARIABLE_API_TOKEN"), "{stderr}");
+    assert!(
+        stderr.contains("api_token") && stderr.contains("SPIN_VARIABLE_API_TOKEN"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn manifest_error_names_component_and_field() {
-    let app = AppDir::new(&inspect_manifest().replace("environment =", "allowed_outbound_hosts = [\"example.com\"]\nenvironment ="));
+    let app = AppDir::new(&inspect_manifest().replace(
+        "environment =",
+        "allowed_outbound_hosts = [\"example.com\"]\nenvironment =",
+    ));
     let stderr = start_failure(&app.manifest(), &[]);
     assert!(stderr.contains("component `inspect`"), "{stderr}");
     assert!(stderr.contains("allowed_outbound_hosts"), "{stderr}");

@@ -14,8 +14,11 @@ async fn lists_every_product_of_the_embedded_catalogue() {
     let (status, json) = get_json(&host, "/api/products").await;
     assert_eq!(status, 200);
     let products = json.as_array().unwrap();
-    let embedded: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(workspace_root().join("components/catalogue/products.json")).unwrap()).unwrap();
+    let embedded: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace_root().join("components/catalogue/products.json"))
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(&json, &embedded);
     assert!(products.len() >= 2);
     for product in products {
@@ -40,7 +43,8 @@ async fn unknown_or_malformed_id_is_a_json_404() {
     for id in ["999", "0", "-1", "abc", "1.5", "1%27%20OR%201=1", "3/extra"] {
         let (status, body) = get(&host, &format!("/api/products/{id}")).await;
         assert_eq!(status, 404, "{id}");
-        let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{id}: {body}"));
+        let json: serde_json::Value =
+            serde_json::from_str(&body).unwrap_or_else(|_| panic!("{id}: {body}"));
         assert_eq!(json["error"], "Product not found", "{id}");
     }
 }
@@ -48,7 +52,11 @@ async fn unknown_or_malformed_id_is_a_json_404() {
 #[tokio::test]
 async fn other_methods_are_refused() {
     let host = host();
-    let response = common::client().delete(format!("{}/api/products/1", host.base)).send().await.unwrap();
+    let response = common::client()
+        .delete(format!("{}/api/products/1", host.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 405);
     let json: serde_json::Value = response.json().await.unwrap();
     assert!(json["error"].as_str().unwrap().contains("GET"));

@@ -34,7 +34,17 @@ source = "{inspect}"
 }
 
 fn start(app: &AppDir) -> common::Host {
-    app.start(&["--request-timeout", "1s", "--max-memory-mib", "32", "--max-request-body", "65536"], &[])
+    app.start(
+        &[
+            "--request-timeout",
+            "1s",
+            "--max-memory-mib",
+            "32",
+            "--max-request-body",
+            "65536",
+        ],
+        &[],
+    )
 }
 
 #[tokio::test]
@@ -42,7 +52,10 @@ async fn trap_is_a_500_and_the_host_survives() {
     let app = AppDir::new(&manifest());
     let host = start(&app);
     assert_eq!(get(&host, "/faulty/trap").await.0, 500);
-    assert_eq!(get(&host, "/faulty/fine").await, (200, "still healthy\n".to_string()));
+    assert_eq!(
+        get(&host, "/faulty/fine").await,
+        (200, "still healthy\n".to_string())
+    );
     assert_eq!(get(&host, "/ok").await, (200, "ok\n".to_string()));
 }
 
@@ -52,7 +65,11 @@ async fn endless_loop_is_a_504_within_the_limit() {
     let host = start(&app);
     let started = std::time::Instant::now();
     assert_eq!(get(&host, "/faulty/loop").await.0, 504);
-    assert!(started.elapsed() < std::time::Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
     assert_eq!(get(&host, "/ok").await.0, 200);
 }
 
@@ -72,16 +89,31 @@ async fn oversized_body_is_refused() {
     let host = start(&app);
     let client = common::client();
     let url = format!("{}/echo", host.base);
-    let small = client.post(&url).body(vec![b'x'; 1000]).send().await.unwrap();
+    let small = client
+        .post(&url)
+        .body(vec![b'x'; 1000])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(small.status(), 200);
     let json: serde_json::Value = small.json().await.unwrap();
     assert_eq!(json["body_len"], 1000);
-    let large = client.post(&url).body(vec![b'x'; 65537]).send().await.unwrap();
+    let large = client
+        .post(&url)
+        .body(vec![b'x'; 65537])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(large.status(), 413);
     // Without a Content-Length (chunked), the limit holds while streaming.
     let chunks = futures::stream::iter((0..100).map(|_| Ok::<_, std::io::Error>(vec![b'y'; 1024])));
     // The guest sees its body fail; the client gets an error status or a closed connection.
-    match client.post(&url).body(reqwest::Body::wrap_stream(chunks)).send().await {
+    match client
+        .post(&url)
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+    {
         Ok(streamed) => assert!(streamed.status().is_client_error(), "{}", streamed.status()),
         Err(error) => assert!(!error.is_timeout(), "{error}"),
     }
@@ -91,13 +123,22 @@ async fn oversized_body_is_refused() {
 async fn sigterm_lets_in_flight_requests_finish() {
     let app = AppDir::new(&manifest());
     let mut host = app.start(&[], &[]);
-    let in_flight = tokio::spawn(common::client().get(format!("{}/faulty/sleep", host.base)).send());
+    let in_flight = tokio::spawn(
+        common::client()
+            .get(format!("{}/faulty/sleep", host.base))
+            .send(),
+    );
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     host.terminate();
-    let response = in_flight.await.unwrap().expect("the in-flight request is answered");
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request is answered");
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), "slept\n");
-    let status = host.wait_exit(std::time::Duration::from_secs(10)).expect("the host exits");
+    let status = host
+        .wait_exit(std::time::Duration::from_secs(10))
+        .expect("the host exits");
     assert!(status.success(), "{status}");
 }
 
@@ -112,5 +153,14 @@ async fn five_hundred_concurrent_requests_all_succeed() {
     });
     let statuses = futures::future::join_all(requests).await;
     let ok = statuses.iter().filter(|s| matches!(s, Ok(200))).count();
-    assert_eq!(ok, 500, "{:?}", statuses.iter().filter(|s| !matches!(s, Ok(200))).take(5).collect::<Vec<_>>());
+    assert_eq!(
+        ok,
+        500,
+        "{:?}",
+        statuses
+            .iter()
+            .filter(|s| !matches!(s, Ok(200)))
+            .take(5)
+            .collect::<Vec<_>>()
+    );
 }

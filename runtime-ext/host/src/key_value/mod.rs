@@ -84,8 +84,12 @@ pub async fn open_stores(
                 );
             };
             let backend = match config {
-                KeyValueStoreConfig::Spin { path } => Backend::Sqlite(SqliteStore::open(label, path.as_deref())?),
-                KeyValueStoreConfig::Redis { url } => Backend::Redis(RedisStore::connect(url).await?),
+                KeyValueStoreConfig::Spin { path } => {
+                    Backend::Sqlite(SqliteStore::open(label, path.as_deref())?)
+                }
+                KeyValueStoreConfig::Redis { url } => {
+                    Backend::Redis(RedisStore::connect(url).await?)
+                }
             };
             stores.insert(label.clone(), backend);
         }
@@ -107,7 +111,10 @@ pub struct KeyValueAccess {
 
 impl KeyValueAccess {
     pub fn new(component: &Component, stores: Arc<Stores>) -> Self {
-        Self { allowed: Arc::new(component.key_value_stores.iter().cloned().collect()), stores }
+        Self {
+            allowed: Arc::new(component.key_value_stores.iter().cloned().collect()),
+            stores,
+        }
     }
 }
 
@@ -138,7 +145,10 @@ fn other(error: anyhow::Error) -> wit::Error {
 }
 
 /// The backend behind a guest's handle; an unknown handle is a guest bug and traps.
-fn backend_of<T>(accessor: &Accessor<T, KeyValueHost>, store: &Resource<OpenStore>) -> wasmtime::Result<Backend> {
+fn backend_of<T>(
+    accessor: &Accessor<T, KeyValueHost>,
+    store: &Resource<OpenStore>,
+) -> wasmtime::Result<Backend> {
     accessor.with(|mut access| Ok(access.get().table.get(store)?.backend.clone()))
 }
 
@@ -155,7 +165,10 @@ impl<T> wit::HostStoreWithStore<T> for KeyValueHost {
             let Some(backend) = view.access.stores.get(&label).cloned() else {
                 return Ok(Err(wit::Error::NoSuchStore));
             };
-            Ok(view.table.push(OpenStore { backend }).map_err(|_| wit::Error::StoreTableFull))
+            Ok(view
+                .table
+                .push(OpenStore { backend })
+                .map_err(|_| wit::Error::StoreTableFull))
         })
     }
 
@@ -207,7 +220,8 @@ impl<T> wit::HostStoreWithStore<T> for KeyValueHost {
         };
         accessor.with(|mut access| {
             let keys = StreamReader::new(&mut access, keys)?;
-            let outcome = FutureReader::new(&mut access, async move { wasmtime::error::Ok(outcome) })?;
+            let outcome =
+                FutureReader::new(&mut access, async move { wasmtime::error::Ok(outcome) })?;
             Ok((keys, outcome))
         })
     }

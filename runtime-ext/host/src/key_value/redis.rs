@@ -12,7 +12,8 @@ pub struct RedisStore {
 
 impl RedisStore {
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url).with_context(|| format!("invalid Redis URL `{url}`"))?;
+        let client =
+            redis::Client::open(url).with_context(|| format!("invalid Redis URL `{url}`"))?;
         let connection = ConnectionManager::new(client)
             .await
             .with_context(|| format!("cannot connect to Redis at `{url}`"))?;

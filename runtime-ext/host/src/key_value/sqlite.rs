@@ -30,8 +30,9 @@ impl SqliteStore {
                     std::fs::create_dir_all(dir)
                         .with_context(|| format!("cannot create {}", dir.display()))?;
                 }
-                let connection = Connection::open(path)
-                    .with_context(|| format!("cannot open key-value database {}", path.display()))?;
+                let connection = Connection::open(path).with_context(|| {
+                    format!("cannot open key-value database {}", path.display())
+                })?;
                 // WAL lets readers proceed during a write; NORMAL sync is durable across
                 // process crashes, which is what a key-value store behind HTTP needs.
                 connection.pragma_update(None, "journal_mode", "WAL")?;
@@ -42,7 +43,10 @@ impl SqliteStore {
             None => Connection::open_in_memory()?,
         };
         connection.execute(SCHEMA, [])?;
-        Ok(Self { label: label.into(), connection: Arc::new(Mutex::new(connection)) })
+        Ok(Self {
+            label: label.into(),
+            connection: Arc::new(Mutex::new(connection)),
+        })
     }
 
     /// Runs `op` on the connection off the async threads.
@@ -52,7 +56,10 @@ impl SqliteStore {
     ) -> anyhow::Result<T> {
         let store = self.clone();
         tokio::task::spawn_blocking(move || {
-            let connection = store.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let connection = store
+                .connection
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             op(&connection, &store.label)
         })
         .await?

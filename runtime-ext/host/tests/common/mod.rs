@@ -9,7 +9,10 @@ use std::time::Duration;
 
 /// The workspace root (this crate lives in `runtime-ext/host`).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// The compiled fixture `name` (crate `fixture-<name>`), built by `scripts/test.sh`.
@@ -33,7 +36,11 @@ pub struct Host {
 impl Host {
     /// Sends SIGTERM, as Kubernetes does to stop a pod.
     pub fn terminate(&self) {
-        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 
@@ -89,13 +96,20 @@ fn command(manifest: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
         .arg(manifest)
         .args(args)
         .envs(env.iter().copied())
-        .env("SPINYARD_CACHE_DIR", workspace_root().join("target/spinyard-cache"));
+        .env(
+            "SPINYARD_CACHE_DIR",
+            workspace_root().join("target/spinyard-cache"),
+        );
     command
 }
 
 /// Starts the host and waits for its `Serving http://…` line.
 pub fn start(manifest: &Path, args: &[&str], env: &[(&str, &str)]) -> Host {
-    let stderr_log = tempfile::NamedTempFile::new().unwrap().into_temp_path().keep().unwrap();
+    let stderr_log = tempfile::NamedTempFile::new()
+        .unwrap()
+        .into_temp_path()
+        .keep()
+        .unwrap();
     let mut child = command(manifest, args, env)
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&stderr_log).unwrap())
@@ -111,33 +125,53 @@ pub fn start(manifest: &Path, args: &[&str], env: &[(&str, &str)]) -> Host {
         }
     });
     match rx.recv_timeout(Duration::from_secs(120)) {
-        Ok(base) => Host { base, child, stderr_log },
+        Ok(base) => Host {
+            base,
+            child,
+            stderr_log,
+        },
         Err(_) => {
             let _ = child.kill();
-            panic!("spinyard did not start: {}", std::fs::read_to_string(&stderr_log).unwrap_or_default());
+            panic!(
+                "spinyard did not start: {}",
+                std::fs::read_to_string(&stderr_log).unwrap_or_default()
+            );
         }
     }
 }
 
 /// Runs the host expecting it to refuse to start; returns its stderr.
 pub fn start_failure(manifest: &Path, env: &[(&str, &str)]) -> String {
-    let output = command(manifest, &[], env).output().expect("running spinyard");
-    assert!(!output.status.success(), "spinyard started although it should not have");
+    let output = command(manifest, &[], env)
+        .output()
+        .expect("running spinyard");
+    assert!(
+        !output.status.success(),
+        "spinyard started although it should not have"
+    );
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
 }
 
 /// GETs `path` and returns status and body.
 pub async fn get(host: &Host, path: &str) -> (u16, String) {
-    let response = client().get(format!("{}{path}", host.base)).send().await.unwrap();
+    let response = client()
+        .get(format!("{}{path}", host.base))
+        .send()
+        .await
+        .unwrap();
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
 pub async fn get_json(host: &Host, path: &str) -> (u16, serde_json::Value) {
     let (status, body) = get(host, path).await;
-    let json = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {body:?}"));
+    let json =
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {body:?}"));
     (status, json)
 }

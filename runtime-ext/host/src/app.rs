@@ -21,7 +21,7 @@ use crate::engine::{self, PoolLimits};
 use crate::key_value::{self, KeyValueAccess};
 use crate::manifest::{App, RouteSpec};
 use crate::outbound::{AllowedHosts, Outbound};
-use crate::routes::{Route, RouteEntry, RouteMatch, Router};
+use crate::routes::{Route, RouteEntry, Router};
 use crate::runtime_config::RuntimeConfig;
 use crate::state::RequestState;
 use crate::variables::{AppVariables, ComponentVariables};
@@ -46,12 +46,6 @@ pub struct RuntimeOptions {
     pub max_instances: u32,
 }
 
-/// Where the server listens; request URLs are built from it when a client sends no `Host`.
-#[derive(Debug, Clone, Copy)]
-pub struct Listener {
-    pub addr: SocketAddr,
-}
-
 /// One component, compiled, linked and configured.
 struct LoadedComponent {
     id: Arc<str>,
@@ -69,7 +63,8 @@ pub struct AppRuntime {
     components: HashMap<String, LoadedComponent>,
     router: Router,
     options: RuntimeOptions,
-    listener: Listener,
+    /// Where the server listens; request URLs use it when a client sends no `Host`.
+    listen_addr: SocketAddr,
     /// Staged `files`; deleted when the app stops.
     _staging: tempfile::TempDir,
 }
@@ -90,7 +85,7 @@ impl AppRuntime {
     pub async fn load(
         app: &App,
         options: RuntimeOptions,
-        listener: Listener,
+        listen_addr: SocketAddr,
     ) -> anyhow::Result<Arc<Self>> {
         let manifest = &app.manifest;
         if manifest.http_base() == Some("/") {
@@ -178,7 +173,7 @@ impl AppRuntime {
             components,
             router,
             options,
-            listener,
+            listen_addr,
             _staging: staging,
         }))
     }
@@ -219,7 +214,7 @@ impl AppRuntime {
             .get(http::header::HOST)
             .and_then(|value| value.to_str().ok())
             .map(str::to_string)
-            .unwrap_or_else(|| self.listener.addr.to_string());
+            .unwrap_or_else(|| self.listen_addr.to_string());
         let path_and_query = request
             .uri()
             .path_and_query()
@@ -235,15 +230,14 @@ impl AppRuntime {
             Ok(uri) => *request.uri_mut() = uri,
             Err(_) => return empty(StatusCode::BAD_REQUEST),
         }
-        let headers = SpinHeaders {
-            full_url: format!("http://{host}{path_and_query}"),
-            path_info: found.path_info.clone(),
-            matched_route: route.raw().to_string(),
-            component_route: route.component_route().to_string(),
-            client_addr: client.to_string(),
-            params: found.params.clone(),
-        };
-        headers.apply(request.headers_mut());
+        SpinHeaders {
+            path_info: found.path_info,
+            matched_route: route.raw(),
+            component_route: route.component_route(),
+            client_addr: &client.to_string(),
+            params: &found.params,
+        }
+        .apply(&mut request);
         let limit = self.options.max_request_body as usize;
         let request = request.map(|body| {
             http_body_util::Limited::new(body, limit)
@@ -262,27 +256,21 @@ impl AppRuntime {
         target: &str,
         mut request: Request<WasiBody>,
     ) -> Result<Response<WasiBody>, HttpError> {
-        let (Some(component), Some(_)) = (
-            self.components.get(target),
-            self.router.by_component(target),
-        ) else {
+        // Only components with a trigger (private ones included) are loaded.
+        let Some(component) = self.components.get(target) else {
             tracing::error!("service chaining: unknown routing destination '{target}'");
             return Err(HttpError::DestinationNotFound);
         };
         request.headers_mut().remove(http::header::HOST);
-        let synthetic = RouteMatch {
+        // Spin's synthetic route for chained requests: `/...` with the whole path as path info.
+        SpinHeaders {
             path_info: request.uri().path().to_string(),
-            params: Vec::new(),
-        };
-        let headers = SpinHeaders {
-            full_url: request.uri().to_string(),
-            path_info: synthetic.path_info,
-            matched_route: "/...".to_string(),
-            component_route: String::new(),
-            client_addr: CHAINED_CLIENT.to_string(),
-            params: synthetic.params,
-        };
-        headers.apply(request.headers_mut());
+            matched_route: "/...",
+            component_route: "",
+            client_addr: CHAINED_CLIENT,
+            params: &[],
+        }
+        .apply(&mut request);
         Ok(respond(
             &component.id,
             self.invoke(component, request).await,
@@ -429,19 +417,20 @@ fn respond(component: &str, outcome: Result<Response<WasiBody>, Failure>) -> Res
     }
 }
 
-/// The `spin-*` request headers.
-struct SpinHeaders {
-    full_url: String,
+/// The `spin-*` request headers; `spin-full-url` is the request's (absolute) URI.
+struct SpinHeaders<'a> {
     path_info: String,
-    matched_route: String,
-    component_route: String,
-    client_addr: String,
-    params: Vec<(String, String)>,
+    matched_route: &'a str,
+    component_route: &'a str,
+    client_addr: &'a str,
+    params: &'a [(String, String)],
 }
 
-impl SpinHeaders {
+impl SpinHeaders<'_> {
     /// Sets the headers, replacing any a client sent under the same names.
-    fn apply(self, headers: &mut http::HeaderMap) {
+    fn apply(self, request: &mut Request<WasiBody>) {
+        let full_url = request.uri().to_string();
+        let headers = request.headers_mut();
         let mut set = |name: &str, value: &str| {
             if let (Ok(name), Ok(value)) =
                 (HeaderName::try_from(name), HeaderValue::try_from(value))
@@ -450,13 +439,13 @@ impl SpinHeaders {
             }
         };
         set("spin-path-info", &self.path_info);
-        set("spin-full-url", &self.full_url);
-        set("spin-matched-route", &self.matched_route);
+        set("spin-full-url", &full_url);
+        set("spin-matched-route", self.matched_route);
         set("spin-base-path", "/");
-        set("spin-raw-component-route", &self.matched_route);
-        set("spin-component-route", &self.component_route);
-        set("spin-client-addr", &self.client_addr);
-        for (name, value) in &self.params {
+        set("spin-raw-component-route", self.matched_route);
+        set("spin-component-route", self.component_route);
+        set("spin-client-addr", self.client_addr);
+        for (name, value) in self.params {
             set(
                 &format!("spin-path-match-{}", name.to_ascii_lowercase()),
                 value,

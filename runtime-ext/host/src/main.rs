@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use spinyard::app::{AppRuntime, Listener, RuntimeOptions};
+use spinyard::app::{AppRuntime, RuntimeOptions};
 use spinyard::manifest::App;
 
 /// Every request allocates and frees a store's worth of small objects from several threads;
@@ -108,13 +108,6 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         max_request_body: args.max_request_body,
         max_instances: args.max_instances,
     };
-    let runtime = AppRuntime::load(
-        &app,
-        options,
-        Listener {
-            addr: listener.local_addr()?,
-        },
-    )
-    .await?;
+    let runtime = AppRuntime::load(&app, options, listener.local_addr()?).await?;
     spinyard::server::serve(runtime, listener).await
 }

@@ -186,7 +186,7 @@ impl Router {
         duplicates
     }
 
-    /// The entry of a component for service chaining; private routes included.
+    /// A trigger of `component`, private routes included.
     pub fn by_component(&self, component: &str) -> Option<&RouteEntry> {
         self.entries
             .iter()

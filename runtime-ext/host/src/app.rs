@@ -19,6 +19,7 @@ use wasmtime_wasi_http::{Error as HttpError, WasiBody, WasiHttpCtx};
 
 use crate::engine::{self, PoolLimits};
 use crate::key_value::{self, KeyValueAccess};
+use crate::postgres::{PostgresAccess, Pools};
 use crate::manifest::{App, RouteSpec};
 use crate::outbound::{AllowedHosts, Outbound};
 use crate::routes::{Route, RouteEntry, Router};
@@ -54,6 +55,7 @@ struct LoadedComponent {
     files_root: Option<PathBuf>,
     allowed_hosts: Arc<AllowedHosts>,
     key_value: KeyValueAccess,
+    postgres: PostgresAccess,
     variables: ComponentVariables,
 }
 
@@ -96,6 +98,7 @@ impl AppRuntime {
         let variables =
             AppVariables::resolve(&manifest.variables, |name| std::env::var(name).ok())?;
         let runtime_config = RuntimeConfig::load(&app.dir, options.runtime_config.as_deref())?;
+        let pg_pools = Arc::new(Pools::default());
         let stores = Arc::new(
             key_value::open_stores(&manifest.component, &runtime_config.key_value_stores).await?,
         );
@@ -149,6 +152,7 @@ impl AppRuntime {
                 .collect::<anyhow::Result<Vec<_>>>()
                 .and_then(|entries| AllowedHosts::parse(&entries))
                 .with_context(|| format!("component `{id}`: field `allowed_outbound_hosts`"))?;
+            let allowed_hosts = Arc::new(allowed_hosts);
             let files_root = crate::files::component_root(staging.path(), id);
             let has_files =
                 crate::files::stage(&app.dir, component, &files_root).with_context(context)?;
@@ -162,8 +166,12 @@ impl AppRuntime {
                     service,
                     environment: component.environment.clone().into_iter().collect(),
                     files_root: has_files.then_some(files_root),
-                    allowed_hosts: Arc::new(allowed_hosts),
                     key_value: KeyValueAccess::new(component, stores.clone()),
+                    postgres: PostgresAccess {
+                        allowed: allowed_hosts.clone(),
+                        pools: pg_pools.clone(),
+                    },
+                    allowed_hosts,
                     variables: ComponentVariables::new(id, values),
                 },
             );
@@ -299,6 +307,7 @@ impl AppRuntime {
                 app: self.clone(),
             },
             key_value: component.key_value.clone(),
+            postgres: component.postgres.clone(),
             variables: component.variables.clone(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(self.options.max_memory_bytes)

@@ -3,11 +3,17 @@
 wasmtime::component::bindgen!({
     path: "wit",
     world: "spin-imports",
-    // WIT `async func`s get `async | store` by themselves; `trappable` lets a host bug trap
-    // the guest (Err) while ordinary failures reach it as the interface's error (Ok(Err)).
-    imports: { default: trappable },
-    with: { "spin:key-value/key-value.store": crate::key_value::OpenStore },
+    // WIT `async func`s get `async | store` by themselves; the others are `async` too, as
+    // Postgres' blocking `query`/`execute` await the network. `trappable` lets a host bug
+    // trap the guest (Err) while ordinary failures reach it as the interface's error (Ok(Err)).
+    imports: { default: async | trappable },
+    with: {
+        "spin:key-value/key-value.store": crate::key_value::OpenStore,
+        "spin:postgres/postgres.connection": crate::postgres::Connection,
+        "spin:postgres/postgres.connection-builder": crate::postgres::ConnectionBuilder,
+    },
 });
 
 pub use spin::key_value::key_value;
+pub use spin::postgres::postgres;
 pub use spin::variables::variables;

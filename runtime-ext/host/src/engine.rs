@@ -143,6 +143,10 @@ pub fn new_linker(engine: &Engine) -> anyhow::Result<Linker<RequestState>> {
         &mut linker,
         RequestState::key_value_view,
     )?;
+    crate::bindings::postgres::add_to_linker::<_, crate::postgres::PostgresHost>(
+        &mut linker,
+        RequestState::postgres_view,
+    )?;
     crate::bindings::variables::add_to_linker::<_, crate::variables::VariablesHost>(
         &mut linker,
         RequestState::variables_view,

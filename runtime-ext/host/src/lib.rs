@@ -9,6 +9,7 @@
 //! - [`variables`]: application / component variables and `spin:variables`.
 //! - [`runtime_config`]: `runtime-config.toml` (key-value stores).
 //! - [`key_value`]: `spin:key-value` on SQLite or Redis.
+//! - [`postgres`]: `spin:postgres` on pooled tokio-postgres clients.
 //! - [`outbound`]: `allowed_outbound_hosts` and outbound HTTP, incl. service chaining.
 //! - [`files`]: staging each component's `files` read-only at its `/`.
 //! - [`engine`]: wasmtime configuration, compiled-component cache, the linker.
@@ -16,6 +17,7 @@
 //! - [`app`]: the running app: a fresh instance per request, faults mapped to status codes.
 //! - [`server`]: the listener and graceful shutdown.
 //! - [`build`]: `spinyard build`.
+//! - [`migrate`]: `spinyard migrate`, versioned SQL migrations for `db/`.
 
 pub mod app;
 mod bindings;
@@ -24,7 +26,9 @@ pub mod engine;
 pub mod files;
 pub mod key_value;
 pub mod manifest;
+pub mod migrate;
 pub mod outbound;
+pub mod postgres;
 pub mod routes;
 pub mod runtime_config;
 pub mod server;

@@ -38,6 +38,14 @@ enum Command {
     },
     /// Serve the application, like `spin up`.
     Up(UpArgs),
+    /// Apply a directory of versioned SQL migrations (`db/<database>/`) to one database.
+    Migrate {
+        /// The database, e.g. `postgres://user:password@127.0.0.1:5432/appdb`.
+        #[arg(long, env = "DATABASE_URL")]
+        url: String,
+        /// The migrations directory.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Parser)]
@@ -87,6 +95,22 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(up(args)),
+        Command::Migrate { url, dir } => {
+            let outcome = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(spinyard::migrate::migrate(&url, &dir))?;
+            for name in &outcome.applied {
+                println!("applied {name}");
+            }
+            println!(
+                "{}: {} applied, {} already applied",
+                dir.display(),
+                outcome.applied.len(),
+                outcome.already_applied
+            );
+            Ok(())
+        }
     }
 }
 

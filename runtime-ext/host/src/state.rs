@@ -7,6 +7,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::key_value::{KeyValueAccess, KeyValueView};
 use crate::outbound::Outbound;
+use crate::postgres::{PostgresAccess, PostgresView};
 use crate::variables::ComponentVariables;
 
 /// The data of a request's `Store`: a fresh one per request, dropped with the instance.
@@ -16,6 +17,7 @@ pub struct RequestState {
     pub http: WasiHttpCtx,
     pub outbound: Outbound,
     pub key_value: KeyValueAccess,
+    pub postgres: PostgresAccess,
     pub variables: ComponentVariables,
     pub limits: StoreLimits,
 }
@@ -25,6 +27,13 @@ impl RequestState {
         KeyValueView {
             table: &mut self.table,
             access: &self.key_value,
+        }
+    }
+
+    pub fn postgres_view(&mut self) -> PostgresView<'_> {
+        PostgresView {
+            table: &mut self.table,
+            access: &self.postgres,
         }
     }
 

@@ -134,7 +134,7 @@ impl HasData for KeyValueHost {
 impl wit::Host for KeyValueView<'_> {}
 
 impl wit::HostStore for KeyValueView<'_> {
-    fn drop(&mut self, store: Resource<OpenStore>) -> wasmtime::Result<()> {
+    async fn drop(&mut self, store: Resource<OpenStore>) -> wasmtime::Result<()> {
         self.table.delete(store)?;
         Ok(())
     }

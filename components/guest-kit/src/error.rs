@@ -1,0 +1,72 @@
+//! The JSON error every component answers with: `{"error": "...", "field": "..."}`.
+
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
+use spin_sdk::http::FullBody;
+
+/// What every route answers: a complete body, JSON or text.
+pub type Response = http::Response<FullBody<Bytes>>;
+
+/// A request that cannot be served, as the status and JSON body the client gets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    /// The request field at fault, for validation errors.
+    pub field: Option<String>,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    /// A 400 naming the field at fault: `{"error": "price: must be ...", "field": "price"}`.
+    pub fn invalid(field: &str, problem: impl std::fmt::Display) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: format!("{field}: {problem}"),
+            field: Some(field.to_owned()),
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route")
+    }
+
+    /// A dependency is down or refused us: the client may retry later.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+    }
+
+    pub fn into_response(self) -> Response {
+        let mut body = serde_json::json!({ "error": self.message });
+        if let Some(field) = self.field {
+            body["field"] = field.into();
+        }
+        json(self.status, &body)
+    }
+}
+
+/// A JSON response.
+pub fn json(status: StatusCode, body: &impl serde::Serialize) -> Response {
+    // Serializing a `serde_json::Value` or a derived struct cannot fail.
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut response = Response::new(FullBody::new(bytes.into()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}

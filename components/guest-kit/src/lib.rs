@@ -1,0 +1,18 @@
+//! # guest-kit
+//!
+//! What the spinyard components share, so each component's `lib.rs` is only its routes.
+//!
+//! # Layout
+//! - [`error`]: [`ApiError`], the JSON error every component answers with.
+//! - [`request`]: the request path, query parameters, and JSON bodies read within a limit.
+//! - [`fields`]: typed, named validation of JSON object fields.
+//! - [`db`]: the PostgreSQL address from Spin variables; database errors as 503s.
+//! - [`time`]: timestamps formatted as the Python originals format them.
+
+pub mod db;
+pub mod error;
+pub mod fields;
+pub mod request;
+pub mod time;
+
+pub use error::{ApiError, ApiResult, Response, json};

@@ -1,0 +1,361 @@
+//! `spin:postgres@4.2.0` on tokio-postgres: one connection pool per address, shared by
+//! the app's components; a connection handed to a guest is a pooled client, returned to
+//! its pool (after a session reset) when the guest drops it.
+//!
+//! As under Spin, an address is checked against the component's `allowed_outbound_hosts`
+//! (`postgres://host:port`) before anything is dialled; every failure reaches the guest as
+//! the interface's `error`, with the server's own message for database errors.
+
+mod convert;
+mod pools;
+
+use std::sync::Arc;
+
+use tokio_postgres::types::ToSql;
+use wasmtime::component::{Accessor, FutureReader, HasData, Resource, ResourceTable, StreamReader};
+
+use crate::bindings::postgres as wit;
+use crate::outbound::AllowedHosts;
+
+pub use self::pools::Pools;
+
+/// A guest's open connection: a client checked out of its address's pool.
+pub struct Connection {
+    client: Arc<deadpool_postgres::Object>,
+}
+
+/// A guest's `connection-builder`: the address, until `build`.
+pub struct ConnectionBuilder {
+    address: String,
+}
+
+/// A component's PostgreSQL access: its allow-list and the app's pools.
+#[derive(Clone)]
+pub struct PostgresAccess {
+    pub allowed: Arc<AllowedHosts>,
+    pub pools: Arc<Pools>,
+}
+
+impl PostgresAccess {
+    /// Checks every host of `address` against the allow-list, then checks out a client.
+    async fn connect(&self, address: &str) -> Result<Connection, wit::Error> {
+        let config = address
+            .parse::<tokio_postgres::Config>()
+            .map_err(|e| wit::Error::ConnectionFailed(format!("invalid address: {e}")))?;
+        let ports = config.get_ports();
+        for (index, host) in config.get_hosts().iter().enumerate() {
+            let tokio_postgres::config::Host::Tcp(host) = host else {
+                return Err(wit::Error::ConnectionFailed(
+                    "Unix sockets are not supported on WebAssembly".into(),
+                ));
+            };
+            // Ports pair with hosts by position; a single port applies to every host.
+            let port = ports.get(index).or(ports.first().filter(|_| ports.len() == 1));
+            if !self.allowed.allows("postgres", host, port.copied()) {
+                let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+                return Err(wit::Error::ConnectionFailed(format!(
+                    "address postgres://{host}{port} is not permitted"
+                )));
+            }
+        }
+        let client = self
+            .pools
+            .client(address, config)
+            .await
+            .map_err(|e| wit::Error::ConnectionFailed(format!("{e:#}")))?;
+        Ok(Connection {
+            client: Arc::new(client),
+        })
+    }
+}
+
+/// What a request's store exposes to the PostgreSQL host functions.
+pub struct PostgresView<'a> {
+    pub table: &'a mut ResourceTable,
+    pub access: &'a PostgresAccess,
+}
+
+/// The `HasData` marker the bindings are implemented on.
+pub struct PostgresHost;
+
+impl HasData for PostgresHost {
+    type Data<'a> = PostgresView<'a>;
+}
+
+/// A query's rows, fully read, with their columns.
+struct RowSet {
+    columns: Vec<wit::Column>,
+    rows: Vec<wit::Row>,
+}
+
+async fn query(
+    client: &deadpool_postgres::Object,
+    statement: &str,
+    params: &[wit::ParameterValue],
+) -> Result<RowSet, wit::Error> {
+    let statement_handle = client.prepare_cached(statement).await.map_err(query_failed)?;
+    let params = parameters(params)?;
+    let rows = client
+        .query(&statement_handle, &param_refs(&params))
+        .await
+        .map_err(query_failed)?;
+    let columns = statement_handle
+        .columns()
+        .iter()
+        .map(|column| wit::Column {
+            name: column.name().to_owned(),
+            data_type: convert::data_type(column.type_()),
+        })
+        .collect();
+    let rows = rows
+        .iter()
+        .map(|row| (0..row.len()).map(|i| convert::db_value(row, i)).collect())
+        .collect::<anyhow::Result<_>>()
+        .map_err(|e| wit::Error::QueryFailed(wit::QueryError::Text(format!("{e:#}"))))?;
+    Ok(RowSet { columns, rows })
+}
+
+async fn execute(
+    client: &deadpool_postgres::Object,
+    statement: &str,
+    params: &[wit::ParameterValue],
+) -> Result<u64, wit::Error> {
+    let statement_handle = client.prepare_cached(statement).await.map_err(query_failed)?;
+    let params = parameters(params)?;
+    client
+        .execute(&statement_handle, &param_refs(&params))
+        .await
+        .map_err(query_failed)
+}
+
+type Parameter = Box<dyn ToSql + Send + Sync>;
+
+fn parameters(params: &[wit::ParameterValue]) -> Result<Vec<Parameter>, wit::Error> {
+    params
+        .iter()
+        .enumerate()
+        .map(|(index, value)| {
+            convert::parameter(value).map_err(|e| {
+                wit::Error::BadParameter(format!("parameter ${}: {e:#}", index + 1))
+            })
+        })
+        .collect()
+}
+
+fn param_refs(params: &[Parameter]) -> Vec<&(dyn ToSql + Sync)> {
+    params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect()
+}
+
+/// A driver error as the interface's `query-failed`, structured when the server sent one.
+fn query_failed(error: tokio_postgres::Error) -> wit::Error {
+    let as_text = match error.as_db_error() {
+        Some(db) => db.to_string(),
+        None => format!("{}", DisplayChain(&error)),
+    };
+    let Some(db) = error.as_db_error() else {
+        return wit::Error::QueryFailed(wit::QueryError::Text(as_text));
+    };
+    let mut extras = Vec::new();
+    let mut extra = |name: &str, value: Option<String>| {
+        if let Some(value) = value {
+            extras.push((name.to_owned(), value));
+        }
+    };
+    extra("schema", db.schema().map(str::to_owned));
+    extra("table", db.table().map(str::to_owned));
+    extra("column", db.column().map(str::to_owned));
+    extra("datatype", db.datatype().map(str::to_owned));
+    extra("constraint", db.constraint().map(str::to_owned));
+    extra("hint", db.hint().map(str::to_owned));
+    extra("where", db.where_().map(str::to_owned));
+    extra("routine", db.routine().map(str::to_owned));
+    wit::Error::QueryFailed(wit::QueryError::DbError(wit::DbError {
+        as_text,
+        severity: db.severity().to_owned(),
+        code: db.code().code().to_owned(),
+        message: db.message().to_owned(),
+        detail: db.detail().map(str::to_owned),
+        extras,
+    }))
+}
+
+/// An error with its sources: tokio-postgres keeps the useful part in `source()`.
+struct DisplayChain<'a>(&'a dyn std::error::Error);
+
+impl std::fmt::Display for DisplayChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+fn client_of(
+    table: &ResourceTable,
+    connection: &Resource<Connection>,
+) -> wasmtime::Result<Arc<deadpool_postgres::Object>> {
+    Ok(table.get(connection)?.client.clone())
+}
+
+impl PostgresView<'_> {
+    fn push(&mut self, connection: Connection) -> Result<Resource<Connection>, wit::Error> {
+        self.table
+            .push(connection)
+            .map_err(|_| wit::Error::ConnectionFailed("too many connections".into()))
+    }
+}
+
+impl wit::Host for PostgresView<'_> {}
+
+impl wit::HostConnectionBuilder for PostgresView<'_> {
+    async fn new(&mut self, address: String) -> wasmtime::Result<Resource<ConnectionBuilder>> {
+        Ok(self.table.push(ConnectionBuilder { address })?)
+    }
+
+    async fn set_ca_root(
+        &mut self,
+        _builder: Resource<ConnectionBuilder>,
+        _certificate: String,
+    ) -> wasmtime::Result<Result<(), wit::Error>> {
+        Ok(Err(wit::Error::Other(
+            "TLS connections are not supported by spinyard; use `sslmode=disable` or `prefer`"
+                .into(),
+        )))
+    }
+
+    async fn build(
+        &mut self,
+        builder: Resource<ConnectionBuilder>,
+    ) -> wasmtime::Result<Result<Resource<Connection>, wit::Error>> {
+        let address = self.table.get(&builder)?.address.clone();
+        Ok(match self.access.connect(&address).await {
+            Ok(connection) => self.push(connection),
+            Err(error) => Err(error),
+        })
+    }
+
+    async fn drop(&mut self, builder: Resource<ConnectionBuilder>) -> wasmtime::Result<()> {
+        self.table.delete(builder)?;
+        Ok(())
+    }
+}
+
+impl wit::HostConnection for PostgresView<'_> {
+    async fn open(
+        &mut self,
+        address: String,
+    ) -> wasmtime::Result<Result<Resource<Connection>, wit::Error>> {
+        Ok(match self.access.connect(&address).await {
+            Ok(connection) => self.push(connection),
+            Err(error) => Err(error),
+        })
+    }
+
+    async fn query(
+        &mut self,
+        connection: Resource<Connection>,
+        statement: String,
+        params: Vec<wit::ParameterValue>,
+    ) -> wasmtime::Result<Result<wit::RowSet, wit::Error>> {
+        let client = client_of(self.table, &connection)?;
+        Ok(query(&client, &statement, &params)
+            .await
+            .map(|set| wit::RowSet {
+                columns: set.columns,
+                rows: set.rows,
+            }))
+    }
+
+    async fn execute(
+        &mut self,
+        connection: Resource<Connection>,
+        statement: String,
+        params: Vec<wit::ParameterValue>,
+    ) -> wasmtime::Result<Result<u64, wit::Error>> {
+        let client = client_of(self.table, &connection)?;
+        Ok(execute(&client, &statement, &params).await)
+    }
+
+    async fn drop(&mut self, connection: Resource<Connection>) -> wasmtime::Result<()> {
+        self.table.delete(connection)?;
+        Ok(())
+    }
+}
+
+/// Opens a connection from inside the store: the allow-check and dial happen outside it.
+async fn open_with_accessor<T>(
+    accessor: &Accessor<T, PostgresHost>,
+    address: &str,
+) -> wasmtime::Result<Result<Resource<Connection>, wit::Error>> {
+    let access = accessor.with(|mut view| view.get().access.clone());
+    Ok(match access.connect(address).await {
+        Ok(connection) => accessor.with(|mut view| view.get().push(connection)),
+        Err(error) => Err(error),
+    })
+}
+
+impl<T> wit::HostConnectionBuilderWithStore<T> for PostgresHost {
+    async fn build_async(
+        accessor: &Accessor<T, Self>,
+        builder: Resource<ConnectionBuilder>,
+    ) -> wasmtime::Result<Result<Resource<Connection>, wit::Error>> {
+        let address =
+            accessor.with(|mut view| -> wasmtime::Result<String> {
+            Ok(view.get().table.get(&builder)?.address.clone())
+        })?;
+        open_with_accessor(accessor, &address).await
+    }
+}
+
+impl<T> wit::HostConnectionWithStore<T> for PostgresHost {
+    async fn open_async(
+        accessor: &Accessor<T, Self>,
+        address: String,
+    ) -> wasmtime::Result<Result<Resource<Connection>, wit::Error>> {
+        open_with_accessor(accessor, &address).await
+    }
+
+    async fn query_async(
+        accessor: &Accessor<T, Self>,
+        connection: Resource<Connection>,
+        statement: String,
+        params: Vec<wit::ParameterValue>,
+    ) -> wasmtime::Result<
+        Result<
+            (
+                Vec<wit::Column>,
+                StreamReader<wit::Row>,
+                FutureReader<Result<(), wit::Error>>,
+            ),
+            wit::Error,
+        >,
+    > {
+        let client = accessor.with(|mut view| client_of(view.get().table, &connection))?;
+        let set = match query(&client, &statement, &params).await {
+            Ok(set) => set,
+            Err(error) => return Ok(Err(error)),
+        };
+        accessor.with(|mut access| {
+            let rows = StreamReader::new(&mut access, set.rows)?;
+            let outcome = FutureReader::new(&mut access, async { wasmtime::error::Ok(Ok(())) })?;
+            Ok(Ok((set.columns, rows, outcome)))
+        })
+    }
+
+    async fn execute_async(
+        accessor: &Accessor<T, Self>,
+        connection: Resource<Connection>,
+        statement: String,
+        params: Vec<wit::ParameterValue>,
+    ) -> wasmtime::Result<Result<u64, wit::Error>> {
+        let client = accessor.with(|mut view| client_of(view.get().table, &connection))?;
+        Ok(execute(&client, &statement, &params).await)
+    }
+}

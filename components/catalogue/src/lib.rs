@@ -2,59 +2,134 @@
 //!
 //! The Craftista product catalogue (seed `000`) as a Spin component.
 //!
-//! Routes (relative to the component's route `/api/products/...`):
+//! Routes:
 //! - `GET /api/products`: every product, as a JSON array.
 //! - `GET /api/products/{id}`: one product, or a JSON 404 for an unknown or malformed id.
+//! - `GET /catalogue/`: the home page with system info (`/` in the seed; see README's route rule).
+//! - `GET /catalogue/health`: `{"status": "healthy"}` (`/health` in the seed).
+//!
+//! Products come from PostgreSQL when `data_source` is `db`, and from the embedded JSON
+//! catalogue otherwise, or when the database fails (logged as the seed logs it). Every
+//! product response says which in its `x-data-source` header.
 //!
 //! # Layout
-//! - [`products`]: the embedded catalogue and id parsing.
+//! - [`config`]: the seed's layered configuration over Spin variables and `files`.
+//! - [`products`]: the embedded catalogue, id parsing, and the database queries.
 
+mod config;
 mod products;
 
-use spin_sdk::http::{IntoResponse, Json, Method, Request, StatusCode};
+use guest_kit::{ApiError, Response, json};
+use http::{HeaderValue, StatusCode};
+use spin_sdk::http::{Method, Request};
 use spin_sdk::http_service;
 
-/// The header real Spin and spinyard set to the part of the path after the matched route.
-const PATH_INFO_HEADER: &str = "spin-path-info";
+use crate::config::{Config, DataSource};
+use crate::products::{Product, Source};
+
+/// Tells clients (and tests) where a product response came from: `db` or `json`.
+const DATA_SOURCE_HEADER: &str = "x-data-source";
 
 #[http_service]
-async fn handle(request: Request) -> impl IntoResponse {
+async fn handle(request: Request) -> Response {
+    let path = guest_kit::request::path(&request).to_owned();
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     if request.method() != Method::GET {
-        return error(StatusCode::METHOD_NOT_ALLOWED, "only GET is supported here");
+        return ApiError::method_not_allowed().into_response();
     }
-    let path_info = request
-        .headers()
-        .get(PATH_INFO_HEADER)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default();
-    let catalogue = match products::embedded() {
-        Ok(catalogue) => catalogue,
-        Err(e) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("catalogue unreadable: {e}"),
-            );
-        }
+    let config = match Config::load().await {
+        Ok(config) => config,
+        Err(e) => return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("configuration: {e}")).into_response(),
     };
-    match path_info.trim_matches('/') {
-        "" => (StatusCode::OK, Json(serde_json::json!(catalogue))),
-        raw_id => match products::parse_id(raw_id) {
-            Ok(id) => match catalogue.into_iter().find(|product| product.id == id) {
-                Some(product) => (StatusCode::OK, Json(serde_json::json!(product))),
-                None => not_found(raw_id),
+    match segments.as_slice() {
+        ["api", "products"] => {
+            let (products, source) = products::all(&config).await;
+            with_source(json(StatusCode::OK, &products), source)
+        }
+        ["api", "products", raw_id] => match products::parse_id(raw_id) {
+            Ok(id) => match products::one(&config, id).await {
+                (Some(product), source) => with_source(json(StatusCode::OK, &product), source),
+                (None, source) => with_source(not_found(raw_id), source),
             },
             Err(products::IdError::Malformed) => not_found(raw_id),
         },
+        ["catalogue"] => home(&config, &request).await,
+        ["catalogue", "health"] => json(StatusCode::OK, &serde_json::json!({ "status": "healthy" })),
+        _ => ApiError::not_found(format!("no route for {path}")).into_response(),
     }
 }
 
-fn not_found(raw_id: &str) -> (StatusCode, Json<serde_json::Value>) {
-    (
+fn with_source(mut response: Response, source: Source) -> Response {
+    response
+        .headers_mut()
+        .insert(DATA_SOURCE_HEADER, HeaderValue::from_static(source.as_str()));
+    response
+}
+
+fn not_found(raw_id: &str) -> Response {
+    json(
         StatusCode::NOT_FOUND,
-        Json(serde_json::json!({ "error": "Product not found", "id": raw_id })),
+        &serde_json::json!({ "error": "Product not found", "id": raw_id }),
     )
 }
 
-fn error(status: StatusCode, message: &str) -> (StatusCode, Json<serde_json::Value>) {
-    (status, Json(serde_json::json!({ "error": message })))
+/// The seed's home page: the service, its version and data source, and the request's view
+/// of the system (a Wasm component has no hostname or OS of its own to report).
+async fn home(config: &Config, request: &Request) -> Response {
+    let (products, source) = products::all(config).await;
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("unknown")
+            .to_owned()
+    };
+    let info = serde_json::json!({
+        "service": "catalogue",
+        "app_version": config.app_version,
+        "data_source": {
+            "configured": config.data_source.as_str(),
+            "in_use": source.as_str(),
+            "database": (config.data_source == DataSource::Db).then_some(&config.db_location),
+        },
+        "products_total": products.len(),
+        "system": {
+            "runtime": "Spin (WebAssembly component, wasi:http 0.3)",
+            "architecture": std::env::consts::ARCH,
+            "os": std::env::consts::OS,
+            "client_address": header("spin-client-addr"),
+            "url": header("spin-full-url"),
+        },
+    });
+    let wants_html = request
+        .headers()
+        .get(http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if !wants_html {
+        return json(StatusCode::OK, &info);
+    }
+    let rows: String = products
+        .iter()
+        .map(|Product { id, name, .. }| format!("<li>{id}: {}</li>", escape_html(name)))
+        .collect();
+    let page = format!(
+        "<!doctype html><html><head><title>Craftista catalogue</title></head><body>\
+         <h1>Craftista catalogue</h1><pre>{}</pre><ul>{rows}</ul></body></html>",
+        escape_html(&serde_json::to_string_pretty(&info).unwrap_or_default())
+    );
+    let mut response = Response::new(spin_sdk::http::FullBody::new(page.into()));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response
+}
+
+fn escape_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

@@ -1,6 +1,9 @@
-//! The embedded product catalogue (the seed's JSON data source).
+//! The products: the embedded JSON catalogue, and the PostgreSQL table with fallback to it.
 
 use serde::{Deserialize, Serialize};
+use spin_sdk::pg::{Connection, ParameterValue};
+
+use crate::config::{Config, DataSource};
 
 /// The catalogue shipped inside the component: the seed's `products.json`.
 const EMBEDDED_CATALOGUE: &str = include_str!("../products.json");
@@ -14,12 +17,28 @@ pub struct Product {
     pub image_url: String,
 }
 
+/// Where an answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Db,
+    Json,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Db => "db",
+            Self::Json => "json",
+        }
+    }
+}
+
 /// Every product of the embedded catalogue, in file order.
 ///
-/// The file is checked at build time by the integration tests; parsing it per request costs
-/// a few microseconds and keeps the component stateless, as a fresh instance serves each request.
-pub fn embedded() -> anyhow::Result<Vec<Product>> {
-    Ok(serde_json::from_str(EMBEDDED_CATALOGUE)?)
+/// The file is checked by the integration tests; parsing it per request costs a few
+/// microseconds and keeps the component stateless, as a fresh instance serves each request.
+pub fn embedded() -> Vec<Product> {
+    serde_json::from_str(EMBEDDED_CATALOGUE).expect("products.json is valid (checked by tests)")
 }
 
 /// Why a product id from the path could not be used.
@@ -30,9 +49,86 @@ pub enum IdError {
 }
 
 /// Parses the `{id}` path segment: a positive integer, as the seed's `SERIAL` key.
-pub fn parse_id(raw: &str) -> Result<i64, IdError> {
-    match raw.parse::<i64>() {
+pub fn parse_id(raw: &str) -> Result<i32, IdError> {
+    match raw.parse::<i32>() {
         Ok(id) if id > 0 && raw.bytes().all(|b| b.is_ascii_digit()) => Ok(id),
         _ => Err(IdError::Malformed),
+    }
+}
+
+const SELECT_ALL: &str = "SELECT id, name, description, image_url FROM products ORDER BY id";
+const SELECT_ONE: &str = "SELECT id, name, description, image_url FROM products WHERE id = $1";
+
+/// Every product, from the configured source; the JSON catalogue if the database fails.
+pub async fn all(config: &Config) -> (Vec<Product>, Source) {
+    if config.data_source == DataSource::Db {
+        match query(config, SELECT_ALL, vec![]).await {
+            Ok(products) => return (products, Source::Db),
+            Err(e) => log_fallback(&e),
+        }
+    }
+    (embedded(), Source::Json)
+}
+
+/// One product, from the configured source; the JSON catalogue if the database fails.
+pub async fn one(config: &Config, id: i32) -> (Option<Product>, Source) {
+    if config.data_source == DataSource::Db {
+        match query(config, SELECT_ONE, vec![ParameterValue::Int32(id)]).await {
+            Ok(products) => return (products.into_iter().next(), Source::Db),
+            Err(e) => log_fallback(&e),
+        }
+    }
+    let product = embedded().into_iter().find(|p| p.id == i64::from(id));
+    (product, Source::Json)
+}
+
+fn log_fallback(error: &str) {
+    // The seed's log lines, which its LogQL queries ("Database error", "Falling back to JSON") match.
+    eprintln!("ERROR Database error: {error}");
+    eprintln!("INFO Falling back to JSON data source");
+}
+
+async fn query(config: &Config, statement: &str, params: Vec<ParameterValue>) -> Result<Vec<Product>, String> {
+    let describe = |e: spin_sdk::pg::Error| guest_kit::db::describe(&e);
+    let connection = Connection::open(&config.db_address).await.map_err(describe)?;
+    let rows = connection
+        .query(statement, params)
+        .await
+        .map_err(describe)?
+        .collect()
+        .await
+        .map_err(describe)?;
+    println!("INFO Using database as data source");
+    rows.iter()
+        .map(|row| {
+            Ok(Product {
+                id: row.get::<i32>("id").map(i64::from).ok_or("column id: not an integer")?,
+                name: row.get::<Option<String>>("name").flatten().unwrap_or_default(),
+                description: row.get::<Option<String>>("description").flatten().unwrap_or_default(),
+                image_url: row.get::<Option<String>>("image_url").flatten().unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_catalogue_parses_with_unique_ids() {
+        let products = embedded();
+        assert!(!products.is_empty());
+        let mut ids: Vec<_> = products.iter().map(|p| p.id).collect();
+        ids.dedup();
+        assert_eq!(ids.len(), products.len());
+    }
+
+    #[test]
+    fn ids_are_positive_decimal_integers() {
+        assert_eq!(parse_id("3"), Ok(3));
+        for raw in ["0", "-1", "1.5", "abc", "+1", "99999999999", ""] {
+            assert_eq!(parse_id(raw), Err(IdError::Malformed), "{raw}");
+        }
     }
 }

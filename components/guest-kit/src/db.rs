@@ -52,6 +52,22 @@ pub async fn connect() -> Result<Connection, ApiError> {
     Connection::open(address).await.map_err(unavailable)
 }
 
+/// A round trip to the database (`SELECT 1`), for health and readiness checks.
+pub async fn ping() -> Result<(), ApiError> {
+    let rows = connect()
+        .await?
+        .query("SELECT 1", vec![])
+        .await
+        .map_err(unavailable)?
+        .collect()
+        .await
+        .map_err(unavailable)?;
+    match rows.first().map(|row| &row[0]) {
+        Some(DbValue::Int32(1)) => Ok(()),
+        _ => Err(ApiError::unavailable("database answered `SELECT 1` unexpectedly")),
+    }
+}
+
 /// A failed database call as a 503 the client can act on.
 pub fn unavailable(error: Error) -> ApiError {
     ApiError::unavailable(format!("database unavailable: {}", describe(&error)))

@@ -36,6 +36,18 @@ impl ApiError {
         }
     }
 
+    /// This error, for a field nested in `prefix` (e.g. `records[3]` + `type`).
+    pub fn within(self, prefix: &str) -> Self {
+        match &self.field {
+            Some(field) => {
+                let field = format!("{prefix}.{field}");
+                let problem = self.message.split_once(": ").map_or(self.message.as_str(), |(_, p)| p);
+                Self::invalid(&field, problem)
+            }
+            None => self,
+        }
+    }
+
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, message)
     }

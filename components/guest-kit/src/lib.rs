@@ -7,11 +7,13 @@
 //! - [`request`]: the request path, query parameters, and JSON bodies read within a limit.
 //! - [`fields`]: typed, named validation of JSON object fields.
 //! - [`db`]: the PostgreSQL address from Spin variables; database errors as 503s.
+//! - [`probe`]: `health/live`, `health/ready` and `api/v1/info` for the seed-004 services.
 //! - [`time`]: timestamps formatted as the Python originals format them.
 
 pub mod db;
 pub mod error;
 pub mod fields;
+pub mod probe;
 pub mod request;
 pub mod time;
 

@@ -1,0 +1,90 @@
+//! # Backend
+//!
+//! The products backend (seed `001`): a products API on PostgreSQL, plus endpoints that
+//! exercise latency and errors.
+//!
+//! Routes:
+//! - `GET /products`, `GET /products/{id}`, `POST /products` (`name`, `price`, `category`).
+//! - `GET /slow`: answers after `slow_delay_seconds` (default 5).
+//! - `GET /error`: a random error from [`errors::CATALOGUE`]; `?type=NAME` picks one.
+//! - `GET /backend/health`: the database check (`/health` in the seed; see README's route rule).
+//!
+//! # Layout
+//! - [`products`]: the table's rows, validation, and queries.
+//! - [`errors`]: the errors `/error` answers with.
+
+mod errors;
+mod products;
+
+use guest_kit::{ApiError, ApiResult, Response, json};
+use http::StatusCode;
+use spin_sdk::http::{Method, Request};
+use spin_sdk::http_service;
+
+#[http_service]
+async fn handle(request: Request) -> Response {
+    route(request).await.unwrap_or_else(ApiError::into_response)
+}
+
+async fn route(request: Request) -> ApiResult<Response> {
+    let path = guest_kit::request::path(&request).to_owned();
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    let method = request.method().clone();
+    match (segments.as_slice(), method) {
+        (["products"], Method::GET) => products::list().await,
+        (["products"], Method::POST) => products::create(request).await,
+        (["products", id], Method::GET) => products::get(id).await,
+        (["slow"], Method::GET) => slow().await,
+        (["error"], Method::GET) => Ok(errors::respond(guest_kit::request::query_param(&request, "type"))),
+        (["backend", "health"], Method::GET) => Ok(health().await),
+        (["products"] | ["products", _] | ["slow"] | ["error"] | ["backend", "health"], _) => {
+            Err(ApiError::method_not_allowed())
+        }
+        _ => Err(ApiError::not_found(format!("no route for {path}"))),
+    }
+}
+
+/// Waits `slow_delay_seconds` (the seed's `SLOW_ENDPOINT_DELAY`), then answers.
+async fn slow() -> ApiResult<Response> {
+    let raw = spin_sdk::variables::get("slow_delay_seconds")
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("slow_delay_seconds: {e}")))?;
+    let seconds: f64 = raw
+        .trim()
+        .parse()
+        .ok()
+        .filter(|s: &f64| s.is_finite() && *s >= 0.0 && *s <= 300.0)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("slow_delay_seconds: `{raw}` is not a number of seconds between 0 and 300"),
+            )
+        })?;
+    spin_sdk::wasip3::clocks::monotonic_clock::wait_for((seconds * 1e9) as u64).await;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "message": "slow response", "delay_seconds": seconds }),
+    ))
+}
+
+/// The seed's health check: `UP` with the database connected, `DOWN` (503) otherwise.
+async fn health() -> Response {
+    let database = match guest_kit::db::ping().await {
+        Ok(()) => Ok("connected"),
+        Err(e) => Err(e),
+    };
+    let (status, up, db, error) = match &database {
+        Ok(state) => (StatusCode::OK, "UP", *state, None),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, "DOWN", "disconnected", Some(e.message.clone())),
+    };
+    let mut body = serde_json::json!({
+        "status": up,
+        "service": "backend",
+        "database": db,
+        "timestamp": guest_kit::time::now(),
+    });
+    if let Some(error) = error {
+        body["error"] = error.into();
+    }
+    json(status, &body)
+}

@@ -1,0 +1,88 @@
+//! The `products` table (seed 001): rows, validation, and queries.
+
+use guest_kit::{ApiError, ApiResult, Response, db, fields, json};
+use http::StatusCode;
+use serde::Serialize;
+use spin_sdk::http::Request;
+use spin_sdk::pg::{ParameterValue, Row};
+
+/// A product as the seed's API returns it.
+#[derive(Debug, Serialize)]
+pub struct Product {
+    pub id: i32,
+    pub name: String,
+    pub price: f64,
+    pub category: String,
+    pub created_at: String,
+}
+
+const COLUMNS: &str = "id, name, price, category, created_at";
+
+fn from_row(row: &Row) -> ApiResult<Product> {
+    let broken = |column: &str| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("products.{column}: unexpected value"))
+    };
+    Ok(Product {
+        id: row.get("id").ok_or_else(|| broken("id"))?,
+        name: row.get("name").ok_or_else(|| broken("name"))?,
+        price: row.get("price").ok_or_else(|| broken("price"))?,
+        category: row.get("category").ok_or_else(|| broken("category"))?,
+        created_at: row
+            .get("created_at")
+            .map(guest_kit::time::isoformat)
+            .ok_or_else(|| broken("created_at"))?,
+    })
+}
+
+async fn select(statement: &str, params: Vec<ParameterValue>) -> ApiResult<Vec<Product>> {
+    let connection = db::connect().await?;
+    let rows = connection
+        .query(statement, params)
+        .await
+        .map_err(db::unavailable)?
+        .collect()
+        .await
+        .map_err(db::unavailable)?;
+    rows.iter().map(from_row).collect()
+}
+
+/// `GET /products`: every product, by id.
+pub async fn list() -> ApiResult<Response> {
+    let products = select(&format!("SELECT {COLUMNS} FROM products ORDER BY id"), vec![]).await?;
+    Ok(json(StatusCode::OK, &products))
+}
+
+/// `GET /products/{id}`.
+pub async fn get(raw_id: &str) -> ApiResult<Response> {
+    let id = fields::path_id(raw_id, "product")?;
+    let products = select(
+        &format!("SELECT {COLUMNS} FROM products WHERE id = $1"),
+        vec![ParameterValue::Int32(id)],
+    )
+    .await?;
+    match products.into_iter().next() {
+        Some(product) => Ok(json(StatusCode::OK, &product)),
+        None => Err(ApiError::not_found(format!("product {id} not found"))),
+    }
+}
+
+/// `POST /products`: validates every field before touching the database; 201 with the row.
+pub async fn create(request: Request) -> ApiResult<Response> {
+    let body = guest_kit::request::json_object(request).await?;
+    let name = fields::text(&body, "name", 200)?;
+    let price = fields::number_at_least(&body, "price", 0.0)?;
+    let category = fields::text(&body, "category", 100)?;
+    let mut created = select(
+        &format!("INSERT INTO products (name, price, category) VALUES ($1, $2, $3) RETURNING {COLUMNS}"),
+        vec![
+            ParameterValue::Str(name),
+            ParameterValue::Floating64(price),
+            ParameterValue::Str(category),
+        ],
+    )
+    .await?;
+    let product = created
+        .pop()
+        .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "insert returned no row"))?;
+    Ok(json(StatusCode::CREATED, &product))
+}

@@ -1,0 +1,83 @@
+//! Users: listing, and creation after the business-logic service accepted them.
+
+use guest_kit::{ApiError, ApiResult, Response, db, fields, json};
+use http::StatusCode;
+use serde_json::{Value, json};
+use spin_sdk::http::Request;
+use spin_sdk::pg::{ParameterValue, Row};
+
+use crate::chain;
+
+/// `GET /api/v1/users` without `limit`, and its upper bound.
+const DEFAULT_LIMIT: i64 = 100;
+const MAX_LIMIT: i64 = 1000;
+
+fn user(row: &Row) -> Value {
+    json!({
+        "id": row.get::<i32>("id"),
+        "username": row.get::<String>("username"),
+        "email": row.get::<String>("email"),
+        "created_at": row.get("created_at").map(guest_kit::time::isoformat),
+    })
+}
+
+/// `GET /api/v1/users?limit=N`: by id.
+pub async fn list(limit: Option<&str>) -> ApiResult<Response> {
+    let limit = match limit {
+        None | Some("") => DEFAULT_LIMIT,
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| ApiError::invalid("limit", format!("must be a whole number from 1 to {MAX_LIMIT}, got `{raw}`")))?,
+    };
+    let rows = db::connect()
+        .await?
+        .query(
+            "SELECT id, username, email, created_at FROM users ORDER BY id LIMIT $1",
+            vec![ParameterValue::Int64(limit)],
+        )
+        .await
+        .map_err(db::unavailable)?
+        .collect()
+        .await
+        .map_err(db::unavailable)?;
+    let users: Vec<Value> = rows.iter().map(user).collect();
+    Ok(json(StatusCode::OK, &json!({ "users": users, "count": users.len() })))
+}
+
+/// `POST /api/v1/users`: business-logic validates (format and uniqueness), then we insert;
+/// a duplicate that slips in between is still a 409, from the unique constraints.
+pub async fn create(request: Request) -> ApiResult<Response> {
+    let body = guest_kit::request::json_object(request).await?;
+    let verdict = chain::post_json(chain::BUSINESS_LOGIC, "/api/v1/validate/user", &Value::Object(body.clone())).await?;
+    if verdict.status() != StatusCode::OK {
+        return Ok(verdict);
+    }
+    let username = fields::text(&body, "username", 50)?;
+    let email = fields::text(&body, "email", 255)?;
+    let inserted = db::connect()
+        .await?
+        .query(
+            "INSERT INTO users (username, email) VALUES ($1, $2) RETURNING id, username, email, created_at",
+            vec![ParameterValue::Str(username), ParameterValue::Str(email)],
+        )
+        .await;
+    let rows = match inserted {
+        Ok(result) => result.collect().await,
+        Err(e) => Err(e),
+    };
+    match rows {
+        Ok(rows) => match rows.first() {
+            Some(row) => Ok(json(StatusCode::CREATED, &user(row))),
+            None => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "insert returned no row")),
+        },
+        Err(e) if db::sqlstate(&e) == Some("23505") => {
+            let field = if db::describe(&e).contains("email") { "email" } else { "username" };
+            let mut conflict = ApiError::invalid(field, "is already taken");
+            conflict.status = StatusCode::CONFLICT;
+            Err(conflict)
+        }
+        Err(e) => Err(db::unavailable(e)),
+    }
+}

@@ -53,6 +53,7 @@ async fn handle(request: Request) -> Response {
             },
             Err(products::IdError::Malformed) => not_found(raw_id),
         },
+        ["api", "products", rest @ ..] => not_found(&rest.join("/")),
         ["catalogue"] => home(&config, &request).await,
         ["catalogue", "health"] => json(StatusCode::OK, &serde_json::json!({ "status": "healthy" })),
         _ => ApiError::not_found(format!("no route for {path}")).into_response(),

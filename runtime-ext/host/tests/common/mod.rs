@@ -175,3 +175,32 @@ pub async fn get_json(host: &Host, path: &str) -> (u16, serde_json::Value) {
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {body:?}"));
     (status, json)
 }
+
+/// The port of the test PostgreSQL server (`scripts/postgres.sh` starts one; `PGPORT`, default 5432).
+pub fn pg_port() -> u16 {
+    let port = std::env::var("PGPORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(5432);
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        "no PostgreSQL on 127.0.0.1:{port}: run scripts/postgres.sh (scripts/test.sh does)"
+    );
+    port
+}
+
+/// POSTs `body` (sent as is) and returns status and JSON body.
+pub async fn post(host: &Host, path: &str, body: &str) -> (u16, serde_json::Value) {
+    let response = client()
+        .post(format!("{}{path}", host.base))
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    let json = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {text:?}"));
+    (status, json)
+}

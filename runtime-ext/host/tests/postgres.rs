@@ -1,0 +1,120 @@
+//! `spin:postgres@4.2.0` in the host, against the real PostgreSQL `scripts/postgres.sh` starts.
+
+mod common;
+
+use common::{AppDir, fixture, get_json, pg_port};
+
+fn app() -> AppDir {
+    let port = pg_port();
+    AppDir::new(&format!(
+        r#"
+spin_manifest_version = 2
+[application]
+name = "pg"
+[variables]
+pg_port = {{ default = "{port}" }}
+[[trigger.http]]
+route = "/..."
+component = "pg"
+[component.pg]
+source = "{}"
+allowed_outbound_hosts = ["postgres://127.0.0.1:{{{{ pg_port }}}}"]
+[component.pg.variables]
+address = "postgres://postgres:postgres@127.0.0.1:{{{{ pg_port }}}}/postgres?sslmode=disable"
+"#,
+        fixture("pg")
+    ))
+}
+
+#[tokio::test]
+async fn every_interface_type_round_trips() {
+    let app = app();
+    let host = app.start(&[], &[]);
+    let (status, json) = get_json(&host, "/types").await;
+    assert_eq!(status, 200);
+    let ok = &json["ok"];
+    assert!(json["error"].is_null(), "{json}");
+    let columns: Vec<&str> = ok["columns"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    let values: Vec<&str> = ok["rows"][0].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let expected = [
+        ("boolean:Boolean", "Boolean(true)"),
+        ("int16:Int16", "Int16(-12)"),
+        ("int32:Int32", "Int32(123456)"),
+        ("int64:Int64", "Int64(-9000000000)"),
+        ("floating32:Floating32", "Floating32(1.5)"),
+        ("floating64:Floating64", "Floating64(2.25)"),
+        ("str:Str", r#"Str("O'Brien; DROP TABLE x;--")"#),
+        ("binary:Binary", "Binary([0, 1, 255])"),
+        ("date:Date", "Date((2024, 2, 29))"),
+        ("time:Time", "Time((13, 14, 15, 123456000))"),
+        ("datetime:Datetime", "Datetime((2024, 12, 14, 21, 30, 0, 500000000))"),
+        ("datetimetz:Datetime", "Datetime((2024, 12, 14, 21, 30, 0, 0))"),
+        ("uuid:Uuid", r#"Uuid("67e55044-10b1-426f-9247-bb680e5fe0c8")"#),
+        ("jsonb:Jsonb", &format!("Jsonb({:?})", br#"{"a":[1,2]}"#.to_vec())),
+        ("decimal:Decimal", r#"Decimal("12345.6789")"#),
+        ("range32:RangeInt32", "RangeInt32((Some((1, RangeBoundKind::Inclusive)), Some((10, RangeBoundKind::Exclusive))))"),
+        ("range64:RangeInt64", "RangeInt64((Some((5, RangeBoundKind::Inclusive)), None))"),
+        ("rangedec:RangeDecimal", r#"RangeDecimal((Some(("1.5", RangeBoundKind::Exclusive)), Some(("2.5", RangeBoundKind::Inclusive))))"#),
+        ("arr32:ArrayInt32", "ArrayInt32([Some(1), None, Some(3)])"),
+        ("arr64:ArrayInt64", "ArrayInt64([Some(1099511627776)])"),
+        ("arrdec:ArrayDecimal", r#"ArrayDecimal([Some("0.10"), None])"#),
+        ("arrstr:ArrayStr", r#"ArrayStr([Some("x"), None])"#),
+        ("interval:Interval", "Interval(Interval { micros: 1500000, days: 2, months: 3 })"),
+        ("null:Str", "DbNull"),
+        ("timestamp:Datetime", "Datetime((1970, 1, 2, 0, 0, 0, 0))"),
+        (r#"other:Other("inet")"#, "Unsupported([2, 32, 0, 4, 10, 0, 0, 1])"),
+    ];
+    assert_eq!(columns.len(), expected.len(), "{columns:?}");
+    for (i, (column, value)) in expected.iter().enumerate() {
+        let (name, data_type) = column.split_once(':').unwrap();
+        assert_eq!(columns[i], format!("{name}:DbDataType::{data_type}"));
+        assert_eq!(values[i], format!("DbValue::{value}"), "column {name}");
+    }
+}
+
+#[tokio::test]
+async fn server_errors_reach_the_guest_structured_with_the_servers_message() {
+    let app = app();
+    let host = app.start(&[], &[]);
+    let (_, json) = get_json(&host, "/error").await;
+    let error = json["error"].as_str().unwrap();
+    assert!(error.contains("QueryFailed(QueryError::DbError"), "{error}");
+    assert!(error.contains(r#"code: "42P01""#), "{error}");
+    assert!(error.contains(r#"message: "relation \"no_such_table\" does not exist""#), "{error}");
+}
+
+#[tokio::test]
+async fn addresses_outside_allowed_outbound_hosts_are_refused_before_dialling() {
+    let app = app();
+    let host = app.start(&[], &[]);
+    let started = std::time::Instant::now();
+    let (_, json) = get_json(&host, "/denied").await;
+    assert_eq!(
+        json["error"],
+        r#"PgError(Error::ConnectionFailed("address postgres://10.255.255.1:5432 is not permitted"))"#
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn a_transaction_left_open_is_rolled_back_before_the_connection_is_reused() {
+    let app = app();
+    let host = app.start(&[], &[]);
+    let (_, json) = get_json(&host, "/open-transaction").await;
+    assert_eq!(json["ok"], "left open", "{json}");
+    // Later requests reuse the pooled connection; the uncommitted row must never show up.
+    for _ in 0..5 {
+        let (_, json) = get_json(&host, "/count").await;
+        assert_eq!(json["ok"]["rows"][0][0], "DbValue::Int64(0)", "{json}");
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_a_quick_connection_failure() {
+    let app = app();
+    let host = app.start(&[], &[("SPIN_VARIABLE_PG_PORT", "1")]);
+    let (_, json) = get_json(&host, "/count").await;
+    let error = json["error"].as_str().unwrap();
+    assert!(error.starts_with("PgError(Error::ConnectionFailed("), "{error}");
+    assert!(error.contains("onnection refused"), "{error}");
+}

@@ -35,7 +35,11 @@ async fn handle(request: Request) -> Response {
     let path = guest_kit::request::path(&request).to_owned();
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     if request.method() != Method::GET {
-        return ApiError::method_not_allowed().into_response();
+        return ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "only GET is supported here").into_response();
+    }
+    if segments == ["catalogue", "health"] {
+        // Liveness does not depend on configuration or the database.
+        return json(StatusCode::OK, &serde_json::json!({ "status": "healthy" }));
     }
     let config = match Config::load().await {
         Ok(config) => config,
@@ -55,7 +59,6 @@ async fn handle(request: Request) -> Response {
         },
         ["api", "products", rest @ ..] => not_found(&rest.join("/")),
         ["catalogue"] => home(&config, &request).await,
-        ["catalogue", "health"] => json(StatusCode::OK, &serde_json::json!({ "status": "healthy" })),
         _ => ApiError::not_found(format!("no route for {path}")).into_response(),
     }
 }

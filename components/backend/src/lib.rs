@@ -35,7 +35,9 @@ async fn route(request: Request) -> ApiResult<Response> {
         (["products"], Method::POST) => products::create(request).await,
         (["products", id], Method::GET) => products::get(id).await,
         (["slow"], Method::GET) => slow().await,
-        (["error"], Method::GET) => Ok(errors::respond(guest_kit::request::query_param(&request, "type"))),
+        (["error"], Method::GET) => Ok(errors::respond(guest_kit::request::query_param(
+            &request, "type",
+        ))),
         (["backend", "health"], Method::GET) => Ok(health().await),
         (["products"] | ["products", _] | ["slow"] | ["error"] | ["backend", "health"], _) => {
             Err(ApiError::method_not_allowed())
@@ -48,7 +50,12 @@ async fn route(request: Request) -> ApiResult<Response> {
 async fn slow() -> ApiResult<Response> {
     let raw = spin_sdk::variables::get("slow_delay_seconds")
         .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("slow_delay_seconds: {e}")))?;
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("slow_delay_seconds: {e}"),
+            )
+        })?;
     let seconds: f64 = raw
         .trim()
         .parse()
@@ -75,7 +82,12 @@ async fn health() -> Response {
     };
     let (status, up, db, error) = match &database {
         Ok(state) => (StatusCode::OK, "UP", *state, None),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, "DOWN", "disconnected", Some(e.message.clone())),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "DOWN",
+            "disconnected",
+            Some(e.message.clone()),
+        ),
     };
     let mut body = serde_json::json!({
         "status": up,

@@ -20,7 +20,10 @@ const COLUMNS: &str = "id, name, price, category, created_at";
 
 fn from_row(row: &Row) -> ApiResult<Product> {
     let broken = |column: &str| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("products.{column}: unexpected value"))
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("products.{column}: unexpected value"),
+        )
     };
     Ok(Product {
         id: row.get("id").ok_or_else(|| broken("id"))?,
@@ -48,7 +51,11 @@ async fn select(statement: &str, params: Vec<ParameterValue>) -> ApiResult<Vec<P
 
 /// `GET /products`: every product, by id.
 pub async fn list() -> ApiResult<Response> {
-    let products = select(&format!("SELECT {COLUMNS} FROM products ORDER BY id"), vec![]).await?;
+    let products = select(
+        &format!("SELECT {COLUMNS} FROM products ORDER BY id"),
+        vec![],
+    )
+    .await?;
     Ok(json(StatusCode::OK, &products))
 }
 
@@ -73,7 +80,9 @@ pub async fn create(request: Request) -> ApiResult<Response> {
     let price = fields::number_at_least(&body, "price", 0.0)?;
     let category = fields::text(&body, "category", 100)?;
     let mut created = select(
-        &format!("INSERT INTO products (name, price, category) VALUES ($1, $2, $3) RETURNING {COLUMNS}"),
+        &format!(
+            "INSERT INTO products (name, price, category) VALUES ($1, $2, $3) RETURNING {COLUMNS}"
+        ),
         vec![
             ParameterValue::Str(name),
             ParameterValue::Floating64(price),
@@ -81,8 +90,8 @@ pub async fn create(request: Request) -> ApiResult<Response> {
         ],
     )
     .await?;
-    let product = created
-        .pop()
-        .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "insert returned no row"))?;
+    let product = created.pop().ok_or_else(|| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "insert returned no row")
+    })?;
     Ok(json(StatusCode::CREATED, &product))
 }

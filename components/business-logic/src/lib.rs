@@ -29,7 +29,9 @@ async fn handle(request: Request) -> Response {
 }
 
 async fn route(request: Request) -> ApiResult<Response> {
-    let path = guest_kit::request::path(&request).trim_end_matches('/').to_owned();
+    let path = guest_kit::request::path(&request)
+        .trim_end_matches('/')
+        .to_owned();
     let method = request.method().clone();
     let expected = match path.as_str() {
         "/api/v1/validate/user" | "/api/v1/process/order" => Method::POST,
@@ -51,7 +53,11 @@ async fn route(request: Request) -> ApiResult<Response> {
         _ => Ok(probe::info(
             SERVICE,
             env!("CARGO_PKG_VERSION"),
-            &["/api/v1/validate/user", "/api/v1/process/order", "/api/v1/analytics/summary"],
+            &[
+                "/api/v1/validate/user",
+                "/api/v1/process/order",
+                "/api/v1/analytics/summary",
+            ],
         )
         .await),
     }

@@ -19,7 +19,10 @@ pub async fn process(request: Request) -> ApiResult<Response> {
         return Err(ApiError::invalid("amount", "must be at least 0.01"));
     }
     if amount > MAX_AMOUNT {
-        return Err(ApiError::invalid("amount", format!("must be at most {MAX_AMOUNT}")));
+        return Err(ApiError::invalid(
+            "amount",
+            format!("must be at most {MAX_AMOUNT}"),
+        ));
     }
     let rows = db::connect()
         .await?
@@ -71,9 +74,9 @@ pub async fn summary() -> ApiResult<Response> {
         .collect()
         .await
         .map_err(db::unavailable)?;
-    let row = rows
-        .first()
-        .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "summary returned no row"))?;
+    let row = rows.first().ok_or_else(|| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "summary returned no row")
+    })?;
     Ok(json(
         StatusCode::OK,
         &json!({

@@ -14,23 +14,28 @@ pub fn problems(body: &Map<String, Value>) -> Vec<ApiError> {
     let mut problems = Vec::new();
     match fields::text(body, "username", 50) {
         Err(e) => problems.push(e),
-        Ok(name) if name.chars().count() < 3 => {
-            problems.push(ApiError::invalid("username", "must be at least 3 characters"))
-        }
+        Ok(name) if name.chars().count() < 3 => problems.push(ApiError::invalid(
+            "username",
+            "must be at least 3 characters",
+        )),
         Ok(name)
             if !name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) =>
         {
-            problems.push(ApiError::invalid("username", format!("may contain only {USERNAME_CHARS}")))
+            problems.push(ApiError::invalid(
+                "username",
+                format!("may contain only {USERNAME_CHARS}"),
+            ))
         }
         Ok(_) => {}
     }
     match fields::text(body, "email", 255) {
         Err(e) => problems.push(e),
-        Ok(email) if !is_email(&email) => {
-            problems.push(ApiError::invalid("email", "must be an address like name@example.com"))
-        }
+        Ok(email) if !is_email(&email) => problems.push(ApiError::invalid(
+            "email",
+            "must be an address like name@example.com",
+        )),
         Ok(_) => {}
     }
     problems
@@ -75,7 +80,10 @@ pub async fn validate(request: Request) -> ApiResult<Response> {
         .query(
             "SELECT username = $1 AS username_taken, lower(email) = lower($2) AS email_taken \
              FROM users WHERE username = $1 OR lower(email) = lower($2)",
-            vec![ParameterValue::Str(username.clone()), ParameterValue::Str(email.clone())],
+            vec![
+                ParameterValue::Str(username.clone()),
+                ParameterValue::Str(email.clone()),
+            ],
         )
         .await
         .map_err(db::unavailable)?
@@ -83,10 +91,16 @@ pub async fn validate(request: Request) -> ApiResult<Response> {
         .await
         .map_err(db::unavailable)?;
     let mut conflicts = Vec::new();
-    if taken.iter().any(|row| row.get::<bool>("username_taken") == Some(true)) {
+    if taken
+        .iter()
+        .any(|row| row.get::<bool>("username_taken") == Some(true))
+    {
         conflicts.push(ApiError::invalid("username", "is already taken"));
     }
-    if taken.iter().any(|row| row.get::<bool>("email_taken") == Some(true)) {
+    if taken
+        .iter()
+        .any(|row| row.get::<bool>("email_taken") == Some(true))
+    {
         conflicts.push(ApiError::invalid("email", "is already registered"));
     }
     if !conflicts.is_empty() {
@@ -103,22 +117,36 @@ mod tests {
     use super::*;
 
     fn check(value: Value) -> Vec<Option<String>> {
-        problems(value.as_object().unwrap()).into_iter().map(|p| p.field).collect()
+        problems(value.as_object().unwrap())
+            .into_iter()
+            .map(|p| p.field)
+            .collect()
     }
 
     #[test]
     fn well_formed_users_pass() {
-        assert!(check(json!({ "username": "testuser123", "email": "test@example.com" })).is_empty());
+        assert!(
+            check(json!({ "username": "testuser123", "email": "test@example.com" })).is_empty()
+        );
     }
 
     #[test]
     fn every_bad_field_is_named() {
-        assert_eq!(check(json!({})), [Some("username".into()), Some("email".into())]);
-        assert_eq!(check(json!({ "username": "ab", "email": "x@y.z" })), [Some("username".into())]);
+        assert_eq!(
+            check(json!({})),
+            [Some("username".into()), Some("email".into())]
+        );
+        assert_eq!(
+            check(json!({ "username": "ab", "email": "x@y.z" })),
+            [Some("username".into())]
+        );
         assert_eq!(
             check(json!({ "username": "bob'; DROP TABLE users;--", "email": "a b@c.d" })),
             [Some("username".into()), Some("email".into())]
         );
-        assert_eq!(check(json!({ "username": "bob", "email": "bob@localhost" })), [Some("email".into())]);
+        assert_eq!(
+            check(json!({ "username": "bob", "email": "bob@localhost" })),
+            [Some("email".into())]
+        );
     }
 }

@@ -74,13 +74,23 @@ impl Config {
             "json" => DataSource::Json,
             other => return Err(format!("data_source: `{other}` is neither `json` nor `db`")),
         };
-        let host = variables::get("db_host").await.map_err(|e| format!("variable `db_host`: {e}"))?;
-        let port = variables::get("db_port").await.map_err(|e| format!("variable `db_port`: {e}"))?;
+        let host = variables::get("db_host")
+            .await
+            .map_err(|e| format!("variable `db_host`: {e}"))?;
+        let port = variables::get("db_port")
+            .await
+            .map_err(|e| format!("variable `db_port`: {e}"))?;
         let name = &values["db_name"];
         Ok(Self {
             app_version: values["app_version"].clone(),
             data_source,
-            db_address: guest_kit::db::address(&host, &port, name, &values["db_user"], &values["db_password"]),
+            db_address: guest_kit::db::address(
+                &host,
+                &port,
+                name,
+                &values["db_user"],
+                &values["db_password"],
+            ),
             db_location: format!("{host}:{port}/{name}"),
         })
     }
@@ -156,10 +166,12 @@ mod tests {
 
     #[test]
     fn properties_and_json_layers_parse() {
-        let props = parse_properties("# comment\ndb_name = catalogue\ndb_host=db.svc\n\nbroken line\n");
+        let props =
+            parse_properties("# comment\ndb_name = catalogue\ndb_host=db.svc\n\nbroken line\n");
         assert_eq!(props["db_name"], "catalogue");
         assert_eq!(props.len(), 2);
-        let json = parse_config_json(r#"{"app_version": "2.0.0", "port": 5000, "nested": {}}"#).unwrap();
+        let json =
+            parse_config_json(r#"{"app_version": "2.0.0", "port": 5000, "nested": {}}"#).unwrap();
         assert_eq!(json["app_version"], "2.0.0");
         assert_eq!(json["port"], "5000");
         assert!(!json.contains_key("nested"));
@@ -169,12 +181,19 @@ mod tests {
     #[test]
     fn secrets_outrank_properties_and_config_json() {
         let layer = |pairs: &[(&str, &str)]| {
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>()
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<HashMap<_, _>>()
         };
         let files = FileLayers {
             secrets: layer(&[("db_password", "from-secret")]),
             properties: layer(&[("db_password", "from-properties"), ("db_name", "props-db")]),
-            config_json: layer(&[("db_name", "json-db"), ("db_user", "json-user"), ("app_version", "")]),
+            config_json: layer(&[
+                ("db_name", "json-db"),
+                ("db_user", "json-user"),
+                ("app_version", ""),
+            ]),
         };
         assert_eq!(files.get("db_password").as_deref(), Some("from-secret"));
         assert_eq!(files.get("db_name").as_deref(), Some("props-db"));

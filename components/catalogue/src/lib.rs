@@ -35,7 +35,8 @@ async fn handle(request: Request) -> Response {
     let path = guest_kit::request::path(&request).to_owned();
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     if request.method() != Method::GET {
-        return ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "only GET is supported here").into_response();
+        return ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "only GET is supported here")
+            .into_response();
     }
     if segments == ["catalogue", "health"] {
         // Liveness does not depend on configuration or the database.
@@ -43,7 +44,13 @@ async fn handle(request: Request) -> Response {
     }
     let config = match Config::load().await {
         Ok(config) => config,
-        Err(e) => return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("configuration: {e}")).into_response(),
+        Err(e) => {
+            return ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("configuration: {e}"),
+            )
+            .into_response();
+        }
     };
     match segments.as_slice() {
         ["api", "products"] => {
@@ -64,9 +71,10 @@ async fn handle(request: Request) -> Response {
 }
 
 fn with_source(mut response: Response, source: Source) -> Response {
-    response
-        .headers_mut()
-        .insert(DATA_SOURCE_HEADER, HeaderValue::from_static(source.as_str()));
+    response.headers_mut().insert(
+        DATA_SOURCE_HEADER,
+        HeaderValue::from_static(source.as_str()),
+    );
     response
 }
 

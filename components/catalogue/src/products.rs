@@ -88,9 +88,15 @@ fn log_fallback(error: &str) {
     eprintln!("INFO Falling back to JSON data source");
 }
 
-async fn query(config: &Config, statement: &str, params: Vec<ParameterValue>) -> Result<Vec<Product>, String> {
+async fn query(
+    config: &Config,
+    statement: &str,
+    params: Vec<ParameterValue>,
+) -> Result<Vec<Product>, String> {
     let describe = |e: spin_sdk::pg::Error| guest_kit::db::describe(&e);
-    let connection = Connection::open(&config.db_address).await.map_err(describe)?;
+    let connection = Connection::open(&config.db_address)
+        .await
+        .map_err(describe)?;
     let rows = connection
         .query(statement, params)
         .await
@@ -102,10 +108,22 @@ async fn query(config: &Config, statement: &str, params: Vec<ParameterValue>) ->
     rows.iter()
         .map(|row| {
             Ok(Product {
-                id: row.get::<i32>("id").map(i64::from).ok_or("column id: not an integer")?,
-                name: row.get::<Option<String>>("name").flatten().unwrap_or_default(),
-                description: row.get::<Option<String>>("description").flatten().unwrap_or_default(),
-                image_url: row.get::<Option<String>>("image_url").flatten().unwrap_or_default(),
+                id: row
+                    .get::<i32>("id")
+                    .map(i64::from)
+                    .ok_or("column id: not an integer")?,
+                name: row
+                    .get::<Option<String>>("name")
+                    .flatten()
+                    .unwrap_or_default(),
+                description: row
+                    .get::<Option<String>>("description")
+                    .flatten()
+                    .unwrap_or_default(),
+                image_url: row
+                    .get::<Option<String>>("image_url")
+                    .flatten()
+                    .unwrap_or_default(),
             })
         })
         .collect()

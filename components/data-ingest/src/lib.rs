@@ -28,7 +28,9 @@ async fn handle(request: Request) -> Response {
 }
 
 async fn route(request: Request) -> ApiResult<Response> {
-    let path = guest_kit::request::path(&request).trim_end_matches('/').to_owned();
+    let path = guest_kit::request::path(&request)
+        .trim_end_matches('/')
+        .to_owned();
     let method = request.method().clone();
     let expected = match path.as_str() {
         "/api/v1/ingest" | "/api/v1/ingest/batch" => Method::POST,

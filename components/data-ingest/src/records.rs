@@ -23,7 +23,10 @@ struct Record {
 
 fn record(value: &Value) -> ApiResult<Record> {
     let Value::Object(object) = value else {
-        return Err(ApiError::invalid("record", format!("must be an object, got {}", fields::kind(value))));
+        return Err(ApiError::invalid(
+            "record",
+            format!("must be an object, got {}", fields::kind(value)),
+        ));
     };
     let data_type = fields::text(object, "type", 50)?;
     let source = fields::optional_text(object, "source", 100, "api")?;
@@ -35,7 +38,11 @@ fn record(value: &Value) -> ApiResult<Record> {
         // PostgreSQL's jsonb cannot store NUL characters.
         return Err(ApiError::invalid("data", "must not contain NUL characters"));
     }
-    Ok(Record { data_type, source, payload })
+    Ok(Record {
+        data_type,
+        source,
+        payload,
+    })
 }
 
 fn records(values: &[Value], field: &str, max: usize) -> ApiResult<Vec<Record>> {
@@ -43,7 +50,10 @@ fn records(values: &[Value], field: &str, max: usize) -> ApiResult<Vec<Record>> 
         return Err(ApiError::invalid(field, "must contain at least one record"));
     }
     if values.len() > max {
-        return Err(ApiError::invalid(field, format!("at most {max} records per request, got {}", values.len())));
+        return Err(ApiError::invalid(
+            field,
+            format!("at most {max} records per request, got {}", values.len()),
+        ));
     }
     values
         .iter()
@@ -99,7 +109,10 @@ pub async fn ingest_batch(request: Request) -> ApiResult<Response> {
         Some(Value::Array(values)) => values,
         None | Some(Value::Null) => return Err(ApiError::invalid("records", "is required")),
         Some(other) => {
-            return Err(ApiError::invalid("records", format!("must be an array, got {}", fields::kind(other))));
+            return Err(ApiError::invalid(
+                "records",
+                format!("must be an array, got {}", fields::kind(other)),
+            ));
         }
     };
     let ids = store(records(values, "records", MAX_PER_BATCH)?).await?;
@@ -137,12 +150,18 @@ pub async fn stats() -> ApiResult<Response> {
     let mut by_type = Map::new();
     let mut by_source = Map::new();
     for row in &groups {
-        let (Some(dimension), Some(key), Some(n)) =
-            (row.get::<String>("dimension"), row.get::<String>("key"), row.get::<i64>("n"))
-        else {
+        let (Some(dimension), Some(key), Some(n)) = (
+            row.get::<String>("dimension"),
+            row.get::<String>("key"),
+            row.get::<i64>("n"),
+        ) else {
             continue;
         };
-        let target = if dimension == "type" { &mut by_type } else { &mut by_source };
+        let target = if dimension == "type" {
+            &mut by_type
+        } else {
+            &mut by_source
+        };
         target.insert(key, n.into());
     }
     let total = totals.first();
@@ -171,7 +190,12 @@ pub async fn recent(limit: Option<&str>) -> ApiResult<Response> {
             .parse::<i64>()
             .ok()
             .filter(|n| (1..=MAX_RECENT).contains(n))
-            .ok_or_else(|| ApiError::invalid("limit", format!("must be a whole number from 1 to {MAX_RECENT}, got `{raw}`")))?,
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "limit",
+                    format!("must be a whole number from 1 to {MAX_RECENT}, got `{raw}`"),
+                )
+            })?,
     };
     let rows = db::connect()
         .await?
@@ -201,5 +225,8 @@ pub async fn recent(limit: Option<&str>) -> ApiResult<Response> {
             })
         })
         .collect();
-    Ok(json(StatusCode::OK, &json!({ "records": records, "count": records.len() })))
+    Ok(json(
+        StatusCode::OK,
+        &json!({ "records": records, "count": records.len() }),
+    ))
 }

@@ -12,7 +12,11 @@ pub const DATA_INGEST: &str = "data-ingest";
 
 /// POSTs `body` as JSON to `path` on `component`, and answers with its response as is.
 /// An unreachable component is a 503 naming it.
-pub async fn post_json(component: &str, path: &str, body: &serde_json::Value) -> ApiResult<Response> {
+pub async fn post_json(
+    component: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> ApiResult<Response> {
     let url = format!("http://{component}.spin.internal{path}");
     let request = http::Request::post(&url)
         .header(header::CONTENT_TYPE, "application/json")

@@ -28,7 +28,9 @@ async fn handle(request: Request) -> Response {
 }
 
 async fn route(request: Request) -> ApiResult<Response> {
-    let path = guest_kit::request::path(&request).trim_end_matches('/').to_owned();
+    let path = guest_kit::request::path(&request)
+        .trim_end_matches('/')
+        .to_owned();
     let method = request.method().clone();
     match (path.as_str(), method) {
         ("/api/v1/users", Method::GET) => {

@@ -29,7 +29,12 @@ pub async fn list(limit: Option<&str>) -> ApiResult<Response> {
             .parse::<i64>()
             .ok()
             .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| ApiError::invalid("limit", format!("must be a whole number from 1 to {MAX_LIMIT}, got `{raw}`")))?,
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "limit",
+                    format!("must be a whole number from 1 to {MAX_LIMIT}, got `{raw}`"),
+                )
+            })?,
     };
     let rows = db::connect()
         .await?
@@ -43,14 +48,22 @@ pub async fn list(limit: Option<&str>) -> ApiResult<Response> {
         .await
         .map_err(db::unavailable)?;
     let users: Vec<Value> = rows.iter().map(user).collect();
-    Ok(json(StatusCode::OK, &json!({ "users": users, "count": users.len() })))
+    Ok(json(
+        StatusCode::OK,
+        &json!({ "users": users, "count": users.len() }),
+    ))
 }
 
 /// `POST /api/v1/users`: business-logic validates (format and uniqueness), then we insert;
 /// a duplicate that slips in between is still a 409, from the unique constraints.
 pub async fn create(request: Request) -> ApiResult<Response> {
     let body = guest_kit::request::json_object(request).await?;
-    let verdict = chain::post_json(chain::BUSINESS_LOGIC, "/api/v1/validate/user", &Value::Object(body.clone())).await?;
+    let verdict = chain::post_json(
+        chain::BUSINESS_LOGIC,
+        "/api/v1/validate/user",
+        &Value::Object(body.clone()),
+    )
+    .await?;
     if verdict.status() != StatusCode::OK {
         return Ok(verdict);
     }
@@ -70,10 +83,17 @@ pub async fn create(request: Request) -> ApiResult<Response> {
     match rows {
         Ok(rows) => match rows.first() {
             Some(row) => Ok(json(StatusCode::CREATED, &user(row))),
-            None => Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "insert returned no row")),
+            None => Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "insert returned no row",
+            )),
         },
         Err(e) if db::sqlstate(&e) == Some("23505") => {
-            let field = if db::describe(&e).contains("email") { "email" } else { "username" };
+            let field = if db::describe(&e).contains("email") {
+                "email"
+            } else {
+                "username"
+            };
             let mut conflict = ApiError::invalid(field, "is already taken");
             conflict.status = StatusCode::CONFLICT;
             Err(conflict)

@@ -10,7 +10,8 @@ use spin_sdk::variables;
 use crate::ApiError;
 
 /// The component variables that make up the address.
-pub const ADDRESS_VARIABLES: [&str; 5] = ["db_host", "db_port", "db_name", "db_user", "db_password"];
+pub const ADDRESS_VARIABLES: [&str; 5] =
+    ["db_host", "db_port", "db_name", "db_user", "db_password"];
 
 /// `postgres://user:password@host:port/name` from the component's variables.
 pub async fn address_from_variables() -> Result<String, ApiError> {
@@ -64,7 +65,9 @@ pub async fn ping() -> Result<(), ApiError> {
         .map_err(unavailable)?;
     match rows.first().map(|row| &row[0]) {
         Some(DbValue::Int32(1)) => Ok(()),
-        _ => Err(ApiError::unavailable("database answered `SELECT 1` unexpectedly")),
+        _ => Err(ApiError::unavailable(
+            "database answered `SELECT 1` unexpectedly",
+        )),
     }
 }
 

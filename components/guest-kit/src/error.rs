@@ -41,7 +41,10 @@ impl ApiError {
         match &self.field {
             Some(field) => {
                 let field = format!("{prefix}.{field}");
-                let problem = self.message.split_once(": ").map_or(self.message.as_str(), |(_, p)| p);
+                let problem = self
+                    .message
+                    .split_once(": ")
+                    .map_or(self.message.as_str(), |(_, p)| p);
                 Self::invalid(&field, problem)
             }
             None => self,
@@ -53,7 +56,10 @@ impl ApiError {
     }
 
     pub fn method_not_allowed() -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed on this route")
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed on this route",
+        )
     }
 
     /// A dependency is down or refused us: the client may retry later.

@@ -24,17 +24,27 @@ fn required<'a>(object: &'a Map<String, Value>, field: &str) -> Result<&'a Value
 }
 
 /// A required string, trimmed, 1..=`max_chars` characters.
-pub fn text(object: &Map<String, Value>, field: &str, max_chars: usize) -> Result<String, ApiError> {
+pub fn text(
+    object: &Map<String, Value>,
+    field: &str,
+    max_chars: usize,
+) -> Result<String, ApiError> {
     let value = required(object, field)?;
     let Value::String(text) = value else {
-        return Err(ApiError::invalid(field, format!("must be a string, got {}", kind(value))));
+        return Err(ApiError::invalid(
+            field,
+            format!("must be a string, got {}", kind(value)),
+        ));
     };
     let text = text.trim();
     if text.is_empty() {
         return Err(ApiError::invalid(field, "must not be empty"));
     }
     if text.chars().count() > max_chars {
-        return Err(ApiError::invalid(field, format!("must be at most {max_chars} characters")));
+        return Err(ApiError::invalid(
+            field,
+            format!("must be at most {max_chars} characters"),
+        ));
     }
     if text.contains('\0') {
         return Err(ApiError::invalid(field, "must not contain NUL characters"));
@@ -57,12 +67,18 @@ pub fn optional_text(
 
 /// A required finite number ≥ `min` (JSON cannot carry NaN or infinities; huge exponents
 /// are rejected when the body is parsed).
-pub fn number_at_least(object: &Map<String, Value>, field: &str, min: f64) -> Result<f64, ApiError> {
+pub fn number_at_least(
+    object: &Map<String, Value>,
+    field: &str,
+    min: f64,
+) -> Result<f64, ApiError> {
     let value = required(object, field)?;
     let number = value
         .as_f64()
         .filter(|_| value.is_number())
-        .ok_or_else(|| ApiError::invalid(field, format!("must be a number, got {}", kind(value))))?;
+        .ok_or_else(|| {
+            ApiError::invalid(field, format!("must be a number, got {}", kind(value)))
+        })?;
     if !number.is_finite() {
         return Err(ApiError::invalid(field, "must be a finite number"));
     }
@@ -97,7 +113,9 @@ pub fn path_id(segment: &str, what: &str) -> Result<i32, ApiError> {
         .parse::<i32>()
         .ok()
         .filter(|id| *id > 0)
-        .ok_or_else(|| ApiError::not_found(format!("{what} not found: `{segment}` is not a valid id")))
+        .ok_or_else(|| {
+            ApiError::not_found(format!("{what} not found: `{segment}` is not a valid id"))
+        })
 }
 
 #[cfg(test)]
@@ -112,10 +130,22 @@ mod tests {
     #[test]
     fn text_names_the_field_and_problem() {
         let body = object(json!({ "name": 7, "empty": "  ", "long": "abcdef" }));
-        assert_eq!(text(&body, "name", 10).unwrap_err().message, "name: must be a string, got a number");
-        assert_eq!(text(&body, "empty", 10).unwrap_err().message, "empty: must not be empty");
-        assert_eq!(text(&body, "long", 3).unwrap_err().message, "long: must be at most 3 characters");
-        assert_eq!(text(&body, "missing", 3).unwrap_err().field.as_deref(), Some("missing"));
+        assert_eq!(
+            text(&body, "name", 10).unwrap_err().message,
+            "name: must be a string, got a number"
+        );
+        assert_eq!(
+            text(&body, "empty", 10).unwrap_err().message,
+            "empty: must not be empty"
+        );
+        assert_eq!(
+            text(&body, "long", 3).unwrap_err().message,
+            "long: must be at most 3 characters"
+        );
+        assert_eq!(
+            text(&body, "missing", 3).unwrap_err().field.as_deref(),
+            Some("missing")
+        );
     }
 
     #[test]

@@ -64,14 +64,18 @@ pub async fn json_body(request: Request) -> Result<Value, ApiError> {
                     format!("body: larger than {MAX_JSON_BODY} bytes"),
                 )
             } else {
-                ApiError::new(http::StatusCode::BAD_REQUEST, format!("body: unreadable: {e}"))
+                ApiError::new(
+                    http::StatusCode::BAD_REQUEST,
+                    format!("body: unreadable: {e}"),
+                )
             }
         })?
         .to_bytes();
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::invalid("body", "a JSON body is required"));
     }
-    serde_json::from_slice(&body).map_err(|e| ApiError::invalid("body", format!("malformed JSON: {e}")))
+    serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid("body", format!("malformed JSON: {e}")))
 }
 
 /// Reads the body as a JSON object.
@@ -80,7 +84,10 @@ pub async fn json_object(request: Request) -> Result<Map<String, Value>, ApiErro
         Value::Object(object) => Ok(object),
         other => Err(ApiError::invalid(
             "body",
-            format!("expected a JSON object, got {}", crate::fields::kind(&other)),
+            format!(
+                "expected a JSON object, got {}",
+                crate::fields::kind(&other)
+            ),
         )),
     }
 }

@@ -36,7 +36,8 @@ mod tests {
 
     #[test]
     fn formats_like_python_isoformat() {
-        let whole = NaiveDateTime::parse_from_str("2024-12-14 21:30:00", "%Y-%m-%d %H:%M:%S").unwrap();
+        let whole =
+            NaiveDateTime::parse_from_str("2024-12-14 21:30:00", "%Y-%m-%d %H:%M:%S").unwrap();
         assert_eq!(isoformat(whole), "2024-12-14T21:30:00");
         let fraction = whole + chrono::Duration::microseconds(1500);
         assert_eq!(isoformat(fraction), "2024-12-14T21:30:00.001500");

@@ -19,9 +19,9 @@ use wasmtime_wasi_http::{Error as HttpError, WasiBody, WasiHttpCtx};
 
 use crate::engine::{self, PoolLimits};
 use crate::key_value::{self, KeyValueAccess};
-use crate::postgres::{PostgresAccess, Pools};
 use crate::manifest::{App, RouteSpec};
 use crate::outbound::{AllowedHosts, Outbound};
+use crate::postgres::{Pools, PostgresAccess};
 use crate::routes::{Route, RouteEntry, Router};
 use crate::runtime_config::RuntimeConfig;
 use crate::state::RequestState;

@@ -49,7 +49,10 @@ pub fn discover(dir: &Path) -> anyhow::Result<Vec<Migration>> {
             .split_once('_')
             .and_then(|(number, _)| number.parse::<i32>().ok())
             .with_context(|| {
-                format!("{}: migration files are named `NNNN_description.sql`", path.display())
+                format!(
+                    "{}: migration files are named `NNNN_description.sql`",
+                    path.display()
+                )
             })?;
         migrations.push(Migration {
             version,
@@ -174,10 +177,20 @@ mod tests {
         assert_eq!(names, ["0001_a", "0002_b"]);
 
         std::fs::write(dir.path().join("0002_again.sql"), "").unwrap();
-        assert!(discover(dir.path()).unwrap_err().to_string().contains("share version 2"));
+        assert!(
+            discover(dir.path())
+                .unwrap_err()
+                .to_string()
+                .contains("share version 2")
+        );
         std::fs::remove_file(dir.path().join("0002_again.sql")).unwrap();
         std::fs::write(dir.path().join("schema.sql"), "").unwrap();
-        assert!(discover(dir.path()).unwrap_err().to_string().contains("NNNN_description"));
+        assert!(
+            discover(dir.path())
+                .unwrap_err()
+                .to_string()
+                .contains("NNNN_description")
+        );
     }
 
     #[test]

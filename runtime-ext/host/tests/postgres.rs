@@ -34,8 +34,18 @@ async fn every_interface_type_round_trips() {
     assert_eq!(status, 200);
     let ok = &json["ok"];
     assert!(json["error"].is_null(), "{json}");
-    let columns: Vec<&str> = ok["columns"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
-    let values: Vec<&str> = ok["rows"][0].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let columns: Vec<&str> = ok["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    let values: Vec<&str> = ok["rows"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     let expected = [
         ("boolean:Boolean", "Boolean(true)"),
         ("int16:Int16", "Int16(-12)"),
@@ -47,22 +57,52 @@ async fn every_interface_type_round_trips() {
         ("binary:Binary", "Binary([0, 1, 255])"),
         ("date:Date", "Date((2024, 2, 29))"),
         ("time:Time", "Time((13, 14, 15, 123456000))"),
-        ("datetime:Datetime", "Datetime((2024, 12, 14, 21, 30, 0, 500000000))"),
-        ("datetimetz:Datetime", "Datetime((2024, 12, 14, 21, 30, 0, 0))"),
-        ("uuid:Uuid", r#"Uuid("67e55044-10b1-426f-9247-bb680e5fe0c8")"#),
-        ("jsonb:Jsonb", &format!("Jsonb({:?})", br#"{"a":[1,2]}"#.to_vec())),
+        (
+            "datetime:Datetime",
+            "Datetime((2024, 12, 14, 21, 30, 0, 500000000))",
+        ),
+        (
+            "datetimetz:Datetime",
+            "Datetime((2024, 12, 14, 21, 30, 0, 0))",
+        ),
+        (
+            "uuid:Uuid",
+            r#"Uuid("67e55044-10b1-426f-9247-bb680e5fe0c8")"#,
+        ),
+        (
+            "jsonb:Jsonb",
+            &format!("Jsonb({:?})", br#"{"a":[1,2]}"#.to_vec()),
+        ),
         ("decimal:Decimal", r#"Decimal("12345.6789")"#),
-        ("range32:RangeInt32", "RangeInt32((Some((1, RangeBoundKind::Inclusive)), Some((10, RangeBoundKind::Exclusive))))"),
-        ("range64:RangeInt64", "RangeInt64((Some((5, RangeBoundKind::Inclusive)), None))"),
-        ("rangedec:RangeDecimal", r#"RangeDecimal((Some(("1.5", RangeBoundKind::Exclusive)), Some(("2.5", RangeBoundKind::Inclusive))))"#),
+        (
+            "range32:RangeInt32",
+            "RangeInt32((Some((1, RangeBoundKind::Inclusive)), Some((10, RangeBoundKind::Exclusive))))",
+        ),
+        (
+            "range64:RangeInt64",
+            "RangeInt64((Some((5, RangeBoundKind::Inclusive)), None))",
+        ),
+        (
+            "rangedec:RangeDecimal",
+            r#"RangeDecimal((Some(("1.5", RangeBoundKind::Exclusive)), Some(("2.5", RangeBoundKind::Inclusive))))"#,
+        ),
         ("arr32:ArrayInt32", "ArrayInt32([Some(1), None, Some(3)])"),
         ("arr64:ArrayInt64", "ArrayInt64([Some(1099511627776)])"),
-        ("arrdec:ArrayDecimal", r#"ArrayDecimal([Some("0.10"), None])"#),
+        (
+            "arrdec:ArrayDecimal",
+            r#"ArrayDecimal([Some("0.10"), None])"#,
+        ),
         ("arrstr:ArrayStr", r#"ArrayStr([Some("x"), None])"#),
-        ("interval:Interval", "Interval(Interval { micros: 1500000, days: 2, months: 3 })"),
+        (
+            "interval:Interval",
+            "Interval(Interval { micros: 1500000, days: 2, months: 3 })",
+        ),
         ("null:Str", "DbNull"),
         ("timestamp:Datetime", "Datetime((1970, 1, 2, 0, 0, 0, 0))"),
-        (r#"other:Other("inet")"#, "Unsupported([2, 32, 0, 4, 10, 0, 0, 1])"),
+        (
+            r#"other:Other("inet")"#,
+            "Unsupported([2, 32, 0, 4, 10, 0, 0, 1])",
+        ),
     ];
     assert_eq!(columns.len(), expected.len(), "{columns:?}");
     for (i, (column, value)) in expected.iter().enumerate() {
@@ -80,7 +120,10 @@ async fn server_errors_reach_the_guest_structured_with_the_servers_message() {
     let error = json["error"].as_str().unwrap();
     assert!(error.contains("QueryFailed(QueryError::DbError"), "{error}");
     assert!(error.contains(r#"code: "42P01""#), "{error}");
-    assert!(error.contains(r#"message: "relation \"no_such_table\" does not exist""#), "{error}");
+    assert!(
+        error.contains(r#"message: "relation \"no_such_table\" does not exist""#),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -115,6 +158,9 @@ async fn an_unreachable_database_is_a_quick_connection_failure() {
     let host = app.start(&[], &[("SPIN_VARIABLE_PG_PORT", "1")]);
     let (_, json) = get_json(&host, "/count").await;
     let error = json["error"].as_str().unwrap();
-    assert!(error.starts_with("PgError(Error::ConnectionFailed("), "{error}");
+    assert!(
+        error.starts_with("PgError(Error::ConnectionFailed("),
+        "{error}"
+    );
     assert!(error.contains("onnection refused"), "{error}");
 }

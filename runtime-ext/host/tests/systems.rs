@@ -26,32 +26,49 @@ fn nonce() -> String {
     format!(
         "{}-{}",
         std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
     )
 }
 
 async fn response(host: &Host, path: &str) -> reqwest::Response {
-    common::client().get(format!("{}{path}", host.base)).send().await.unwrap()
+    common::client()
+        .get(format!("{}{path}", host.base))
+        .send()
+        .await
+        .unwrap()
 }
 
 // --- catalogue (seed 000) -----------------------------------------------------------------
 
 #[tokio::test]
 async fn catalogue_db_mode_reads_postgres() {
-    let host = host(&[("SPIN_VARIABLE_CATALOGUE_DATA_SOURCE", "db"), ("SPIN_VARIABLE_CATALOGUE_DB_USER", "devops")]);
+    let host = host(&[
+        ("SPIN_VARIABLE_CATALOGUE_DATA_SOURCE", "db"),
+        ("SPIN_VARIABLE_CATALOGUE_DB_USER", "devops"),
+    ]);
     let response = response(&host, "/api/products").await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-data-source"], "db");
     let products: Value = response.json().await.unwrap();
     let embedded: Value = serde_json::from_str(
-        &std::fs::read_to_string(workspace_root().join("components/catalogue/products.json")).unwrap(),
+        &std::fs::read_to_string(workspace_root().join("components/catalogue/products.json"))
+            .unwrap(),
     )
     .unwrap();
-    assert_eq!(products, embedded, "the migrated rows are the embedded catalogue");
+    assert_eq!(
+        products, embedded,
+        "the migrated rows are the embedded catalogue"
+    );
     let one = response_json(&host, "/api/products/3").await;
     assert_eq!(one["name"], "Origami Guide");
     let (status, missing) = get_json(&host, "/api/products/999").await;
-    assert_eq!((status, &missing["error"]), (404, &json!("Product not found")));
+    assert_eq!(
+        (status, &missing["error"]),
+        (404, &json!("Product not found"))
+    );
 }
 
 async fn response_json(host: &Host, path: &str) -> Value {
@@ -62,7 +79,10 @@ async fn response_json(host: &Host, path: &str) -> Value {
 
 #[tokio::test]
 async fn catalogue_falls_back_to_json_when_the_database_is_down() {
-    let host = host(&[("SPIN_VARIABLE_CATALOGUE_DATA_SOURCE", "db"), ("SPIN_VARIABLE_CATALOGUE_DB_PORT", "1")]);
+    let host = host(&[
+        ("SPIN_VARIABLE_CATALOGUE_DATA_SOURCE", "db"),
+        ("SPIN_VARIABLE_CATALOGUE_DB_PORT", "1"),
+    ]);
     let response = response(&host, "/api/products/2").await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-data-source"], "json");
@@ -70,7 +90,10 @@ async fn catalogue_falls_back_to_json_when_the_database_is_down() {
     assert_eq!(product["id"], 2);
     let log = std::fs::read_to_string(&host.stderr_log).unwrap();
     assert!(log.contains("ERROR Database error: "), "{log}");
-    assert!(log.contains("INFO Falling back to JSON data source"), "{log}");
+    assert!(
+        log.contains("INFO Falling back to JSON data source"),
+        "{log}"
+    );
 }
 
 #[tokio::test]
@@ -81,13 +104,26 @@ async fn catalogue_configuration_layers_and_home_page() {
     assert_eq!(home["data_source"]["configured"], "json");
     assert_eq!(home["products_total"], 6);
     // A variable (the environment layer) outranks the files.
-    let home = response_json(&host(&[("SPIN_VARIABLE_CATALOGUE_APP_VERSION", "2.5.0")]), "/catalogue").await;
+    let home = response_json(
+        &host(&[("SPIN_VARIABLE_CATALOGUE_APP_VERSION", "2.5.0")]),
+        "/catalogue",
+    )
+    .await;
     assert_eq!(home["app_version"], "2.5.0");
     let host = host(&[("SPIN_VARIABLE_CATALOGUE_DATA_SOURCE", "yaml")]);
     let (status, error) = get_json(&host, "/api/products").await;
     assert_eq!(status, 500);
-    assert!(error["error"].as_str().unwrap().contains("data_source: `yaml`"), "{error}");
-    assert_eq!(response_json(&host, "/catalogue/health").await, json!({ "status": "healthy" }));
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("data_source: `yaml`"),
+        "{error}"
+    );
+    assert_eq!(
+        response_json(&host, "/catalogue/health").await,
+        json!({ "status": "healthy" })
+    );
 }
 
 // --- products backend (seed 001) ----------------------------------------------------------
@@ -105,25 +141,43 @@ async fn backend_seed_examples() {
     );
     assert_eq!(response_json(&host, "/products/1").await, products[0]);
 
-    let (status, created) = post(&host, "/products", r#"{
+    let (status, created) = post(
+        &host,
+        "/products",
+        r#"{
     "name": "iPad Pro",
     "price": 1199.00,
     "category": "Tablettes"
-  }"#)
+  }"#,
+    )
     .await;
     assert_eq!(status, 201);
     assert!(created["id"].as_i64().unwrap() > 10);
-    assert_eq!((&created["name"], &created["price"], &created["category"]), (&json!("iPad Pro"), &json!(1199.0), &json!("Tablettes")));
+    assert_eq!(
+        (&created["name"], &created["price"], &created["category"]),
+        (&json!("iPad Pro"), &json!(1199.0), &json!("Tablettes"))
+    );
     let created_at = created["created_at"].as_str().unwrap();
-    assert_eq!(created_at.len() >= 19 && &created_at[10..11] == "T", true, "{created_at}");
-    assert_eq!(response_json(&host, &format!("/products/{}", created["id"])).await, created);
+    assert!(
+        created_at.len() >= 19 && &created_at[10..11] == "T",
+        "{created_at}"
+    );
+    assert_eq!(
+        response_json(&host, &format!("/products/{}", created["id"])).await,
+        created
+    );
 
     let started = std::time::Instant::now();
     let slow = response_json(&host, "/slow").await;
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert_eq!(slow["delay_seconds"], 0.3);
 
-    for (kind, status) in [("bad_request", 400), ("not_found", 404), ("internal", 500), ("unavailable", 503)] {
+    for (kind, status) in [
+        ("bad_request", 400),
+        ("not_found", 404),
+        ("internal", 500),
+        ("unavailable", 503),
+    ] {
         let (got, body) = get_json(&host, &format!("/error?type={kind}")).await;
         assert_eq!((got, &body["type"]), (status, &json!(kind)));
     }
@@ -136,7 +190,10 @@ async fn backend_seed_examples() {
     assert!(seen.len() > 1, "/error is random: {seen:?}");
 
     let health = response_json(&host, "/backend/health").await;
-    assert_eq!((&health["status"], &health["service"], &health["database"]), (&json!("UP"), &json!("backend"), &json!("connected")));
+    assert_eq!(
+        (&health["status"], &health["service"], &health["database"]),
+        (&json!("UP"), &json!("backend"), &json!("connected"))
+    );
 }
 
 #[tokio::test]
@@ -148,13 +205,37 @@ async fn backend_rejects_bad_input_naming_the_field_and_writes_nothing() {
         ("[1, 2]", "body"),
         ("", "body"),
         (r#"{"price": 1, "category": "c"}"#, "name"),
-        (&format!(r#"{{"name": "{marker}", "category": "c"}}"#), "price"),
-        (&format!(r#"{{"name": "{marker}", "price": "12", "category": "c"}}"#), "price"),
-        (&format!(r#"{{"name": "{marker}", "price": -0.01, "category": "c"}}"#), "price"),
-        (&format!(r#"{{"name": "{marker}", "price": 1e999, "category": "c"}}"#), "body"),
-        (&format!(r#"{{"name": "{marker}", "price": 1, "category": 5}}"#), "category"),
-        (&format!(r#"{{"name": "{marker}", "price": 1, "category": "   "}}"#), "category"),
-        (&format!(r#"{{"name": "{marker}{}", "price": 1, "category": "c"}}"#, "x".repeat(200)), "name"),
+        (
+            &format!(r#"{{"name": "{marker}", "category": "c"}}"#),
+            "price",
+        ),
+        (
+            &format!(r#"{{"name": "{marker}", "price": "12", "category": "c"}}"#),
+            "price",
+        ),
+        (
+            &format!(r#"{{"name": "{marker}", "price": -0.01, "category": "c"}}"#),
+            "price",
+        ),
+        (
+            &format!(r#"{{"name": "{marker}", "price": 1e999, "category": "c"}}"#),
+            "body",
+        ),
+        (
+            &format!(r#"{{"name": "{marker}", "price": 1, "category": 5}}"#),
+            "category",
+        ),
+        (
+            &format!(r#"{{"name": "{marker}", "price": 1, "category": "   "}}"#),
+            "category",
+        ),
+        (
+            &format!(
+                r#"{{"name": "{marker}{}", "price": 1, "category": "c"}}"#,
+                "x".repeat(200)
+            ),
+            "name",
+        ),
     ];
     for (body, field) in cases {
         let (status, json) = post(&host, "/products", body).await;
@@ -169,14 +250,29 @@ async fn backend_rejects_bad_input_naming_the_field_and_writes_nothing() {
     let (status, _) = post(&host, "/products", &"x".repeat(2 << 20)).await;
     assert_eq!(status, 413);
     let products = response_json(&host, "/products").await;
-    assert!(!products.to_string().contains(&marker), "a rejected product was written");
+    assert!(
+        !products.to_string().contains(&marker),
+        "a rejected product was written"
+    );
 
     // SQL metacharacters are data, not SQL.
     let sneaky = format!("{marker}'); DELETE FROM products; --");
-    let (status, created) = post(&host, "/products", &json!({ "name": sneaky, "price": 0, "category": "\"; DROP TABLE products" }).to_string()).await;
+    let (status, created) = post(
+        &host,
+        "/products",
+        &json!({ "name": sneaky, "price": 0, "category": "\"; DROP TABLE products" }).to_string(),
+    )
+    .await;
     assert_eq!(status, 201);
     assert_eq!(created["name"], sneaky);
-    assert!(response_json(&host, "/products").await.as_array().unwrap().len() >= 10);
+    assert!(
+        response_json(&host, "/products")
+            .await
+            .as_array()
+            .unwrap()
+            .len()
+            >= 10
+    );
 }
 
 #[tokio::test]
@@ -185,12 +281,15 @@ async fn backend_200_concurrent_creates_are_200_rows() {
     let category = format!("concurrency-{}", nonce());
     let client = common::client();
     let requests = (0..200).map(|i| {
-        let request = client
-            .post(format!("{}/products", host.base))
-            .json(&json!({ "name": format!("item {i}"), "price": i as f64 / 4.0, "category": category }));
+        let request = client.post(format!("{}/products", host.base)).json(
+            &json!({ "name": format!("item {i}"), "price": i as f64 / 4.0, "category": category }),
+        );
         async move {
             let response = request.send().await.unwrap();
-            (response.status().as_u16(), response.json::<Value>().await.unwrap())
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.unwrap(),
+            )
         }
     });
     let results = futures::future::join_all(requests).await;
@@ -209,7 +308,10 @@ async fn backend_200_concurrent_creates_are_200_rows() {
         .cloned()
         .collect();
     assert_eq!(stored.len(), 200);
-    let names: std::collections::HashSet<_> = stored.iter().map(|p| p["name"].as_str().unwrap().to_owned()).collect();
+    let names: std::collections::HashSet<_> = stored
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(names.len(), 200);
 }
 
@@ -219,12 +321,26 @@ async fn backend_answers_503_when_the_database_is_down() {
     for path in ["/products", "/products/1"] {
         let (status, json) = get_json(&host, path).await;
         assert_eq!(status, 503, "{path}");
-        assert!(json["error"].as_str().unwrap().starts_with("database unavailable"), "{json}");
+        assert!(
+            json["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("database unavailable"),
+            "{json}"
+        );
     }
-    let (status, json) = post(&host, "/products", r#"{"name":"n","price":1,"category":"c"}"#).await;
+    let (status, json) = post(
+        &host,
+        "/products",
+        r#"{"name":"n","price":1,"category":"c"}"#,
+    )
+    .await;
     assert_eq!(status, 503, "{json}");
     let (status, health) = get_json(&host, "/backend/health").await;
-    assert_eq!((status, &health["status"], &health["database"]), (503, &json!("DOWN"), &json!("disconnected")));
+    assert_eq!(
+        (status, &health["status"], &health["database"]),
+        (503, &json!("DOWN"), &json!("disconnected"))
+    );
 }
 
 // --- users / business logic / data ingest (seed 004) ---------------------------------------
@@ -234,11 +350,20 @@ async fn gateway_seed_examples_through_service_chaining() {
     let host = host(&[]);
     let suffix = nonce().replace('-', "");
     for service in ["frontend-api", "business-logic", "data-ingest"] {
-        assert_eq!(response_json(&host, &format!("/{service}/health/live")).await["status"], "alive");
+        assert_eq!(
+            response_json(&host, &format!("/{service}/health/live")).await["status"],
+            "alive"
+        );
         let ready = response_json(&host, &format!("/{service}/health/ready")).await;
-        assert_eq!((&ready["status"], &ready["database"]), (&json!("ready"), &json!("connected")));
+        assert_eq!(
+            (&ready["status"], &ready["database"]),
+            (&json!("ready"), &json!("connected"))
+        );
         let info = response_json(&host, &format!("/{service}/api/v1/info")).await;
-        assert_eq!((&info["service"], &info["region"]), (&json!(service), &json!("local")));
+        assert_eq!(
+            (&info["service"], &info["region"]),
+            (&json!(service), &json!("local"))
+        );
     }
 
     let username = format!("testuser{}", &suffix[suffix.len() - 12..]);
@@ -246,34 +371,83 @@ async fn gateway_seed_examples_through_service_chaining() {
     let body = json!({ "username": username, "email": email }).to_string();
     let (status, user) = post(&host, "/api/v1/users", &body).await;
     assert_eq!(status, 201, "{user}");
-    assert_eq!((&user["username"], &user["email"]), (&json!(username), &json!(email)));
+    assert_eq!(
+        (&user["username"], &user["email"]),
+        (&json!(username), &json!(email))
+    );
     let (status, again) = post(&host, "/api/v1/users", &body).await;
-    assert_eq!((status, &again["valid"], &again["field"]), (409, &json!(false), &json!("username")));
+    assert_eq!(
+        (status, &again["valid"], &again["field"]),
+        (409, &json!(false), &json!("username"))
+    );
     let listed = response_json(&host, "/api/v1/users?limit=1000").await;
-    assert!(listed["users"].as_array().unwrap().iter().any(|u| u["username"] == username.as_str()));
+    assert!(
+        listed["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["username"] == username.as_str())
+    );
 
-    let (status, bad) = post(&host, "/api/v1/users", r#"{"username":"x y","email":"nope"}"#).await;
+    let (status, bad) = post(
+        &host,
+        "/api/v1/users",
+        r#"{"username":"x y","email":"nope"}"#,
+    )
+    .await;
     assert_eq!(status, 400);
-    let fields: Vec<&Value> = bad["errors"].as_array().unwrap().iter().map(|e| &e["field"]).collect();
+    let fields: Vec<&Value> = bad["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["field"])
+        .collect();
     assert_eq!(fields, [&json!("username"), &json!("email")]);
 
     let sensor = format!("sensor-{suffix}");
-    let (status, ingested) = post(&host, "/api/v1/data/ingest",
-        &json!({"type": sensor, "data": {"temperature": 25.5, "humidity": 60}, "source": "api"}).to_string()).await;
-    assert_eq!((status, &ingested["status"], &ingested["ingested"]), (201, &json!("success"), &json!(1)));
+    let (status, ingested) = post(
+        &host,
+        "/api/v1/data/ingest",
+        &json!({"type": sensor, "data": {"temperature": 25.5, "humidity": 60}, "source": "api"})
+            .to_string(),
+    )
+    .await;
+    assert_eq!(
+        (status, &ingested["status"], &ingested["ingested"]),
+        (201, &json!("success"), &json!(1))
+    );
     let recent = response_json(&host, "/api/v1/ingest/recent?limit=10").await;
-    assert!(recent["records"].as_array().unwrap().iter().any(|r| r["type"] == sensor.as_str()
-        && r["data"] == json!({"temperature": 25.5, "humidity": 60})));
+    assert!(
+        recent["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["type"] == sensor.as_str()
+                && r["data"] == json!({"temperature": 25.5, "humidity": 60}))
+    );
 
     let user_id = user["id"].as_i64().unwrap();
     let before = response_json(&host, "/api/v1/analytics/summary").await;
-    let (status, order) = post(&host, "/api/v1/process/order", &json!({"user_id": user_id, "amount": 99.99}).to_string()).await;
+    let (status, order) = post(
+        &host,
+        "/api/v1/process/order",
+        &json!({"user_id": user_id, "amount": 99.99}).to_string(),
+    )
+    .await;
     assert_eq!(status, 201, "{order}");
-    assert_eq!((&order["user_id"], &order["amount"], &order["status"]), (&json!(user_id), &json!(99.99), &json!("processed")));
+    assert_eq!(
+        (&order["user_id"], &order["amount"], &order["status"]),
+        (&json!(user_id), &json!(99.99), &json!("processed"))
+    );
     let after = response_json(&host, "/api/v1/analytics/summary").await;
     assert!(after["total_orders"].as_i64() > before["total_orders"].as_i64());
     assert!(after["total_users"].as_i64().unwrap() >= 2);
-    let (status, _) = post(&host, "/api/v1/process/order", r#"{"user_id": 2147483647, "amount": 5}"#).await;
+    let (status, _) = post(
+        &host,
+        "/api/v1/process/order",
+        r#"{"user_id": 2147483647, "amount": 5}"#,
+    )
+    .await;
     assert_eq!(status, 404);
 }
 
@@ -282,15 +456,29 @@ async fn ingestion_single_multiple_batch_and_stats() {
     let host = host(&[]);
     let kind = format!("kind-{}", nonce());
     let record = |n: i32| json!({ "type": kind, "data": { "n": n }, "source": "test" });
-    let (status, many) = post(&host, "/api/v1/ingest", &json!([record(1), record(2), record(3)]).to_string()).await;
+    let (status, many) = post(
+        &host,
+        "/api/v1/ingest",
+        &json!([record(1), record(2), record(3)]).to_string(),
+    )
+    .await;
     assert_eq!((status, &many["ingested"]), (201, &json!(3)));
-    let (status, batch) = post(&host, "/api/v1/ingest/batch", &json!({ "records": (4..9).map(record).collect::<Vec<_>>() }).to_string()).await;
+    let (status, batch) = post(
+        &host,
+        "/api/v1/ingest/batch",
+        &json!({ "records": (4..9).map(record).collect::<Vec<_>>() }).to_string(),
+    )
+    .await;
     assert_eq!((status, &batch["batch_size"]), (201, &json!(5)));
     let ids = batch["ids"].as_array().unwrap();
-    assert!(ids.windows(2).all(|w| w[0].as_i64() < w[1].as_i64()), "ids in request order: {ids:?}");
+    assert!(
+        ids.windows(2).all(|w| w[0].as_i64() < w[1].as_i64()),
+        "ids in request order: {ids:?}"
+    );
 
     // One bad record fails the whole batch: nothing of it is stored.
-    let poisoned = json!({ "records": [record(100), { "type": kind, "source": "test" }, record(101)] });
+    let poisoned =
+        json!({ "records": [record(100), { "type": kind, "source": "test" }, record(101)] });
     let (status, error) = post(&host, "/api/v1/ingest/batch", &poisoned.to_string()).await;
     assert_eq!((status, &error["field"]), (400, &json!("records[1].data")));
     let stats = response_json(&host, "/api/v1/ingest/stats").await;
@@ -301,12 +489,28 @@ async fn ingestion_single_multiple_batch_and_stats() {
         ("/api/v1/ingest", r#"{"data": 1}"#.to_owned(), "type"),
         ("/api/v1/ingest", r#"{"type": "t"}"#.to_owned(), "data"),
         ("/api/v1/ingest", "[]".to_owned(), "body"),
-        ("/api/v1/ingest", json!((0..101).map(record).collect::<Vec<_>>()).to_string(), "body"),
-        ("/api/v1/ingest/batch", r#"{"records": {}}"#.to_owned(), "records"),
-        ("/api/v1/ingest/batch", r#"{"records": [1]}"#.to_owned(), "records[0].record"),
+        (
+            "/api/v1/ingest",
+            json!((0..101).map(record).collect::<Vec<_>>()).to_string(),
+            "body",
+        ),
+        (
+            "/api/v1/ingest/batch",
+            r#"{"records": {}}"#.to_owned(),
+            "records",
+        ),
+        (
+            "/api/v1/ingest/batch",
+            r#"{"records": [1]}"#.to_owned(),
+            "records[0].record",
+        ),
     ] {
         let (status, json) = post(&host, path, &body).await;
-        assert_eq!((status, json["field"].as_str()), (400, Some(field)), "{path} {body}: {json}");
+        assert_eq!(
+            (status, json["field"].as_str()),
+            (400, Some(field)),
+            "{path} {body}: {json}"
+        );
     }
     for limit in ["0", "101", "ten", "-1"] {
         let (status, json) = get_json(&host, &format!("/api/v1/ingest/recent?limit={limit}")).await;

@@ -6,6 +6,9 @@
 //! (`postgres://host:port`) before anything is dialled; every failure reaches the guest as
 //! the interface's `error`, with the server's own message for database errors.
 
+// The interface's `error` carries the server's whole structured error; it is what the guest gets.
+#![allow(clippy::result_large_err)]
+
 mod convert;
 mod pools;
 
@@ -50,7 +53,9 @@ impl PostgresAccess {
                 ));
             };
             // Ports pair with hosts by position; a single port applies to every host.
-            let port = ports.get(index).or(ports.first().filter(|_| ports.len() == 1));
+            let port = ports
+                .get(index)
+                .or(ports.first().filter(|_| ports.len() == 1));
             if !self.allowed.allows("postgres", host, port.copied()) {
                 let port = port.map(|p| format!(":{p}")).unwrap_or_default();
                 return Err(wit::Error::ConnectionFailed(format!(
@@ -93,7 +98,10 @@ async fn query(
     statement: &str,
     params: &[wit::ParameterValue],
 ) -> Result<RowSet, wit::Error> {
-    let statement_handle = client.prepare_cached(statement).await.map_err(query_failed)?;
+    let statement_handle = client
+        .prepare_cached(statement)
+        .await
+        .map_err(query_failed)?;
     let params = parameters(params)?;
     let rows = client
         .query(&statement_handle, &param_refs(&params))
@@ -120,7 +128,10 @@ async fn execute(
     statement: &str,
     params: &[wit::ParameterValue],
 ) -> Result<u64, wit::Error> {
-    let statement_handle = client.prepare_cached(statement).await.map_err(query_failed)?;
+    let statement_handle = client
+        .prepare_cached(statement)
+        .await
+        .map_err(query_failed)?;
     let params = parameters(params)?;
     client
         .execute(&statement_handle, &param_refs(&params))
@@ -135,9 +146,8 @@ fn parameters(params: &[wit::ParameterValue]) -> Result<Vec<Parameter>, wit::Err
         .iter()
         .enumerate()
         .map(|(index, value)| {
-            convert::parameter(value).map_err(|e| {
-                wit::Error::BadParameter(format!("parameter ${}: {e:#}", index + 1))
-            })
+            convert::parameter(value)
+                .map_err(|e| wit::Error::BadParameter(format!("parameter ${}: {e:#}", index + 1)))
         })
         .collect()
 }
@@ -306,8 +316,7 @@ impl<T> wit::HostConnectionBuilderWithStore<T> for PostgresHost {
         accessor: &Accessor<T, Self>,
         builder: Resource<ConnectionBuilder>,
     ) -> wasmtime::Result<Result<Resource<Connection>, wit::Error>> {
-        let address =
-            accessor.with(|mut view| -> wasmtime::Result<String> {
+        let address = accessor.with(|mut view| -> wasmtime::Result<String> {
             Ok(view.get().table.get(&builder)?.address.clone())
         })?;
         open_with_accessor(accessor, &address).await

@@ -200,7 +200,7 @@ pub async fn post(host: &Host, path: &str, body: &str) -> (u16, serde_json::Valu
         .unwrap();
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
-    let json = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {text:?}"));
+    let json =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {text:?}"));
     (status, json)
 }

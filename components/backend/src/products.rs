@@ -38,15 +38,11 @@ fn from_row(row: &Row) -> ApiResult<Product> {
 }
 
 async fn select(statement: &str, params: Vec<ParameterValue>) -> ApiResult<Vec<Product>> {
-    let connection = db::connect().await?;
-    let rows = connection
-        .query(statement, params)
-        .await
-        .map_err(db::unavailable)?
+    db::query(statement, params)
+        .await?
+        .iter()
+        .map(from_row)
         .collect()
-        .await
-        .map_err(db::unavailable)?;
-    rows.iter().map(from_row).collect()
 }
 
 /// `GET /products`: every product, by id.

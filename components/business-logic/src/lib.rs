@@ -21,7 +21,15 @@ use guest_kit::{ApiError, ApiResult, Response, probe};
 use spin_sdk::http::{Method, Request};
 use spin_sdk::http_service;
 
-const SERVICE: &str = "business-logic";
+const SERVICE: probe::Service = probe::Service {
+    name: "business-logic",
+    version: env!("CARGO_PKG_VERSION"),
+    endpoints: &[
+        "/api/v1/validate/user",
+        "/api/v1/process/order",
+        "/api/v1/analytics/summary",
+    ],
+};
 
 #[http_service]
 async fn handle(request: Request) -> Response {
@@ -33,32 +41,16 @@ async fn route(request: Request) -> ApiResult<Response> {
         .trim_end_matches('/')
         .to_owned();
     let method = request.method().clone();
-    let expected = match path.as_str() {
-        "/api/v1/validate/user" | "/api/v1/process/order" => Method::POST,
-        "/api/v1/analytics/summary"
-        | "/business-logic/health/live"
-        | "/business-logic/health/ready"
-        | "/business-logic/api/v1/info" => Method::GET,
-        _ => return Err(ApiError::not_found(format!("no route for {path}"))),
-    };
-    if method != expected {
-        return Err(ApiError::method_not_allowed());
+    if let Some(answer) = probe::serve(&SERVICE, &method, &path).await {
+        return answer;
     }
-    match path.as_str() {
-        "/api/v1/validate/user" => users::validate(request).await,
-        "/api/v1/process/order" => orders::process(request).await,
-        "/api/v1/analytics/summary" => orders::summary().await,
-        "/business-logic/health/live" => Ok(probe::live(SERVICE)),
-        "/business-logic/health/ready" => Ok(probe::ready(SERVICE).await),
-        _ => Ok(probe::info(
-            SERVICE,
-            env!("CARGO_PKG_VERSION"),
-            &[
-                "/api/v1/validate/user",
-                "/api/v1/process/order",
-                "/api/v1/analytics/summary",
-            ],
-        )
-        .await),
+    match (path.as_str(), method) {
+        ("/api/v1/validate/user", Method::POST) => users::validate(request).await,
+        ("/api/v1/process/order", Method::POST) => orders::process(request).await,
+        ("/api/v1/analytics/summary", Method::GET) => orders::summary().await,
+        (endpoint, _) if SERVICE.endpoints.contains(&endpoint) => {
+            Err(ApiError::method_not_allowed())
+        }
+        _ => Err(ApiError::not_found(format!("no route for {path}"))),
     }
 }

@@ -24,22 +24,16 @@ pub async fn process(request: Request) -> ApiResult<Response> {
             format!("must be at most {MAX_AMOUNT}"),
         ));
     }
-    let rows = db::connect()
-        .await?
-        .query(
-            "INSERT INTO orders (user_id, amount) \
+    let rows = db::query(
+        "INSERT INTO orders (user_id, amount) \
              SELECT id, $2 FROM users WHERE id = $1 \
              RETURNING id, user_id, amount, status, created_at",
-            vec![
-                ParameterValue::Int32(user_id),
-                ParameterValue::Decimal(format!("{:.2}", cents / 100.0)),
-            ],
-        )
-        .await
-        .map_err(db::unavailable)?
-        .collect()
-        .await
-        .map_err(db::unavailable)?;
+        vec![
+            ParameterValue::Int32(user_id),
+            ParameterValue::Decimal(format!("{:.2}", cents / 100.0)),
+        ],
+    )
+    .await?;
     let Some(order) = rows.first() else {
         return Err(ApiError::not_found(format!("user {user_id} not found")));
     };
@@ -57,23 +51,17 @@ pub async fn process(request: Request) -> ApiResult<Response> {
 
 /// `GET /api/v1/analytics/summary`: one consistent snapshot, in one query.
 pub async fn summary() -> ApiResult<Response> {
-    let rows = db::connect()
-        .await?
-        .query(
-            "SELECT (SELECT count(*) FROM users) AS total_users, \
-                    count(*) AS total_orders, \
-                    round(coalesce(sum(amount), 0), 2) AS total_revenue, \
-                    round(coalesce(avg(amount), 0), 2) AS average_order_value, \
-                    count(*) FILTER (WHERE created_at > (now() AT TIME ZONE 'utc') - interval '24 hours') \
-                        AS orders_last_24h \
-             FROM orders",
-            vec![],
-        )
-        .await
-        .map_err(db::unavailable)?
-        .collect()
-        .await
-        .map_err(db::unavailable)?;
+    let rows = db::query(
+        "SELECT (SELECT count(*) FROM users) AS total_users, \
+                count(*) AS total_orders, \
+                round(coalesce(sum(amount), 0), 2) AS total_revenue, \
+                round(coalesce(avg(amount), 0), 2) AS average_order_value, \
+                count(*) FILTER (WHERE created_at > (now() AT TIME ZONE 'utc') - interval '24 hours') \
+                    AS orders_last_24h \
+         FROM orders",
+        vec![],
+    )
+    .await?;
     let row = rows.first().ok_or_else(|| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "summary returned no row")
     })?;

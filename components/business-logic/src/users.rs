@@ -75,21 +75,15 @@ pub async fn validate(request: Request) -> ApiResult<Response> {
     }
     let username = fields::text(&body, "username", 50)?;
     let email = fields::text(&body, "email", 255)?;
-    let taken = db::connect()
-        .await?
-        .query(
-            "SELECT username = $1 AS username_taken, lower(email) = lower($2) AS email_taken \
+    let taken = db::query(
+        "SELECT username = $1 AS username_taken, lower(email) = lower($2) AS email_taken \
              FROM users WHERE username = $1 OR lower(email) = lower($2)",
-            vec![
-                ParameterValue::Str(username.clone()),
-                ParameterValue::Str(email.clone()),
-            ],
-        )
-        .await
-        .map_err(db::unavailable)?
-        .collect()
-        .await
-        .map_err(db::unavailable)?;
+        vec![
+            ParameterValue::Str(username.clone()),
+            ParameterValue::Str(email.clone()),
+        ],
+    )
+    .await?;
     let mut conflicts = Vec::new();
     if taken
         .iter()

@@ -20,7 +20,16 @@ use guest_kit::{ApiError, ApiResult, Response, probe};
 use spin_sdk::http::{Method, Request};
 use spin_sdk::http_service;
 
-const SERVICE: &str = "data-ingest";
+const SERVICE: probe::Service = probe::Service {
+    name: "data-ingest",
+    version: env!("CARGO_PKG_VERSION"),
+    endpoints: &[
+        "/api/v1/ingest",
+        "/api/v1/ingest/batch",
+        "/api/v1/ingest/stats",
+        "/api/v1/ingest/recent",
+    ],
+};
 
 #[http_service]
 async fn handle(request: Request) -> Response {
@@ -32,38 +41,20 @@ async fn route(request: Request) -> ApiResult<Response> {
         .trim_end_matches('/')
         .to_owned();
     let method = request.method().clone();
-    let expected = match path.as_str() {
-        "/api/v1/ingest" | "/api/v1/ingest/batch" => Method::POST,
-        "/api/v1/ingest/stats"
-        | "/api/v1/ingest/recent"
-        | "/data-ingest/health/live"
-        | "/data-ingest/health/ready"
-        | "/data-ingest/api/v1/info" => Method::GET,
-        _ => return Err(ApiError::not_found(format!("no route for {path}"))),
-    };
-    if method != expected {
-        return Err(ApiError::method_not_allowed());
+    if let Some(answer) = probe::serve(&SERVICE, &method, &path).await {
+        return answer;
     }
-    match path.as_str() {
-        "/api/v1/ingest" => records::ingest(request).await,
-        "/api/v1/ingest/batch" => records::ingest_batch(request).await,
-        "/api/v1/ingest/stats" => records::stats().await,
-        "/api/v1/ingest/recent" => {
+    match (path.as_str(), method) {
+        ("/api/v1/ingest", Method::POST) => records::ingest(request).await,
+        ("/api/v1/ingest/batch", Method::POST) => records::ingest_batch(request).await,
+        ("/api/v1/ingest/stats", Method::GET) => records::stats().await,
+        ("/api/v1/ingest/recent", Method::GET) => {
             let limit = guest_kit::request::query_param(&request, "limit");
             records::recent(limit.as_deref()).await
         }
-        "/data-ingest/health/live" => Ok(probe::live(SERVICE)),
-        "/data-ingest/health/ready" => Ok(probe::ready(SERVICE).await),
-        _ => Ok(probe::info(
-            SERVICE,
-            env!("CARGO_PKG_VERSION"),
-            &[
-                "/api/v1/ingest",
-                "/api/v1/ingest/batch",
-                "/api/v1/ingest/stats",
-                "/api/v1/ingest/recent",
-            ],
-        )
-        .await),
+        (endpoint, _) if SERVICE.endpoints.contains(&endpoint) => {
+            Err(ApiError::method_not_allowed())
+        }
+        _ => Err(ApiError::not_found(format!("no route for {path}"))),
     }
 }

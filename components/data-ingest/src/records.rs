@@ -67,24 +67,18 @@ async fn store(records: Vec<Record>) -> ApiResult<Vec<i64>> {
     let column = |f: fn(&Record) -> &String| {
         ParameterValue::ArrayStr(records.iter().map(|r| Some(f(r).clone())).collect())
     };
-    let rows = db::connect()
-        .await?
-        .query(
-            "INSERT INTO ingested_data (data_type, source, payload) \
+    let rows = db::query(
+        "INSERT INTO ingested_data (data_type, source, payload) \
              SELECT t, s, p::jsonb FROM unnest($1::text[], $2::text[], $3::text[]) \
                  WITH ORDINALITY AS r(t, s, p, n) ORDER BY n \
              RETURNING id",
-            vec![
-                column(|r| &r.data_type),
-                column(|r| &r.source),
-                column(|r| &r.payload),
-            ],
-        )
-        .await
-        .map_err(db::unavailable)?
-        .collect()
-        .await
-        .map_err(db::unavailable)?;
+        vec![
+            column(|r| &r.data_type),
+            column(|r| &r.source),
+            column(|r| &r.payload),
+        ],
+    )
+    .await?;
     Ok(rows.iter().filter_map(|row| row.get::<i64>("id")).collect())
 }
 
@@ -125,28 +119,22 @@ pub async fn ingest_batch(request: Request) -> ApiResult<Response> {
 /// `GET /api/v1/ingest/stats`.
 pub async fn stats() -> ApiResult<Response> {
     let connection = db::connect().await?;
-    let totals = connection
-        .query(
-            "SELECT count(*) AS total, min(ingested_at) AS first, max(ingested_at) AS last FROM ingested_data",
-            vec![],
-        )
-        .await
-        .map_err(db::unavailable)?
-        .collect()
-        .await
-        .map_err(db::unavailable)?;
-    let groups = connection
-        .query(
-            "SELECT 'type' AS dimension, data_type AS key, count(*) AS n FROM ingested_data GROUP BY data_type \
-             UNION ALL \
-             SELECT 'source', source, count(*) FROM ingested_data GROUP BY source",
-            vec![],
-        )
-        .await
-        .map_err(db::unavailable)?
-        .collect()
-        .await
-        .map_err(db::unavailable)?;
+    let totals = db::rows(
+        &connection,
+        "SELECT count(*) AS total, min(ingested_at) AS first, max(ingested_at) AS last \
+         FROM ingested_data",
+        vec![],
+    )
+    .await?;
+    let groups = db::rows(
+        &connection,
+        "SELECT 'type' AS dimension, data_type AS key, count(*) AS n FROM ingested_data \
+         GROUP BY data_type \
+         UNION ALL \
+         SELECT 'source', source, count(*) FROM ingested_data GROUP BY source",
+        vec![],
+    )
+    .await?;
     let mut by_type = Map::new();
     let mut by_source = Map::new();
     for row in &groups {
@@ -184,31 +172,13 @@ pub async fn stats() -> ApiResult<Response> {
 
 /// `GET /api/v1/ingest/recent?limit=N`.
 pub async fn recent(limit: Option<&str>) -> ApiResult<Response> {
-    let limit = match limit {
-        None | Some("") => DEFAULT_RECENT,
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=MAX_RECENT).contains(n))
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    "limit",
-                    format!("must be a whole number from 1 to {MAX_RECENT}, got `{raw}`"),
-                )
-            })?,
-    };
-    let rows = db::connect()
-        .await?
-        .query(
-            "SELECT id, data_type, source, payload, ingested_at FROM ingested_data \
+    let limit = fields::limit(limit, DEFAULT_RECENT, MAX_RECENT)?;
+    let rows = db::query(
+        "SELECT id, data_type, source, payload, ingested_at FROM ingested_data \
              ORDER BY ingested_at DESC, id DESC LIMIT $1",
-            vec![ParameterValue::Int64(limit)],
-        )
-        .await
-        .map_err(db::unavailable)?
-        .collect()
-        .await
-        .map_err(db::unavailable)?;
+        vec![ParameterValue::Int64(limit)],
+    )
+    .await?;
     let records: Vec<Value> = rows
         .iter()
         .map(|row| {

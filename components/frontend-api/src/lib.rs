@@ -20,7 +20,11 @@ use guest_kit::{ApiError, ApiResult, Response, probe};
 use spin_sdk::http::{Method, Request};
 use spin_sdk::http_service;
 
-const SERVICE: &str = "frontend-api";
+const SERVICE: probe::Service = probe::Service {
+    name: "frontend-api",
+    version: env!("CARGO_PKG_VERSION"),
+    endpoints: &["/api/v1/users", "/api/v1/data/ingest"],
+};
 
 #[http_service]
 async fn handle(request: Request) -> Response {
@@ -32,6 +36,9 @@ async fn route(request: Request) -> ApiResult<Response> {
         .trim_end_matches('/')
         .to_owned();
     let method = request.method().clone();
+    if let Some(answer) = probe::serve(&SERVICE, &method, &path).await {
+        return answer;
+    }
     match (path.as_str(), method) {
         ("/api/v1/users", Method::GET) => {
             let limit = guest_kit::request::query_param(&request, "limit");
@@ -42,22 +49,9 @@ async fn route(request: Request) -> ApiResult<Response> {
             let body = guest_kit::request::json_body(request).await?;
             chain::post_json(chain::DATA_INGEST, "/api/v1/ingest", &body).await
         }
-        ("/frontend-api/health/live", Method::GET) => Ok(probe::live(SERVICE)),
-        ("/frontend-api/health/ready", Method::GET) => Ok(probe::ready(SERVICE).await),
-        ("/frontend-api/api/v1/info", Method::GET) => Ok(probe::info(
-            SERVICE,
-            env!("CARGO_PKG_VERSION"),
-            &["/api/v1/users", "/api/v1/data/ingest"],
-        )
-        .await),
-        (
-            "/api/v1/users"
-            | "/api/v1/data/ingest"
-            | "/frontend-api/health/live"
-            | "/frontend-api/health/ready"
-            | "/frontend-api/api/v1/info",
-            _,
-        ) => Err(ApiError::method_not_allowed()),
+        (endpoint, _) if SERVICE.endpoints.contains(&endpoint) => {
+            Err(ApiError::method_not_allowed())
+        }
         _ => Err(ApiError::not_found(format!("no route for {path}"))),
     }
 }

@@ -23,30 +23,12 @@ fn user(row: &Row) -> Value {
 
 /// `GET /api/v1/users?limit=N`: by id.
 pub async fn list(limit: Option<&str>) -> ApiResult<Response> {
-    let limit = match limit {
-        None | Some("") => DEFAULT_LIMIT,
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    "limit",
-                    format!("must be a whole number from 1 to {MAX_LIMIT}, got `{raw}`"),
-                )
-            })?,
-    };
-    let rows = db::connect()
-        .await?
-        .query(
-            "SELECT id, username, email, created_at FROM users ORDER BY id LIMIT $1",
-            vec![ParameterValue::Int64(limit)],
-        )
-        .await
-        .map_err(db::unavailable)?
-        .collect()
-        .await
-        .map_err(db::unavailable)?;
+    let limit = fields::limit(limit, DEFAULT_LIMIT, MAX_LIMIT)?;
+    let rows = db::query(
+        "SELECT id, username, email, created_at FROM users ORDER BY id LIMIT $1",
+        vec![ParameterValue::Int64(limit)],
+    )
+    .await?;
     let users: Vec<Value> = rows.iter().map(user).collect();
     Ok(json(
         StatusCode::OK,

@@ -4,7 +4,7 @@
 //! `db_name`, `db_user`, `db_password`), each bound in `spin.toml` to its system's
 //! application variables, and `allowed_outbound_hosts = ["postgres://{{ db_host }}:{{ db_port }}"]`.
 
-use spin_sdk::pg::{Connection, DbValue, Error, PgError};
+use spin_sdk::pg::{Connection, DbValue, Error, ParameterValue, PgError, Row};
 use spin_sdk::variables;
 
 use crate::ApiError;
@@ -53,16 +53,29 @@ pub async fn connect() -> Result<Connection, ApiError> {
     Connection::open(address).await.map_err(unavailable)
 }
 
-/// A round trip to the database (`SELECT 1`), for health and readiness checks.
-pub async fn ping() -> Result<(), ApiError> {
-    let rows = connect()
-        .await?
-        .query("SELECT 1", vec![])
+/// Runs `statement` on `connection` and reads every row; failure is a 503.
+pub async fn rows(
+    connection: &Connection,
+    statement: &str,
+    params: Vec<ParameterValue>,
+) -> Result<Vec<Row>, ApiError> {
+    connection
+        .query(statement, params)
         .await
         .map_err(unavailable)?
         .collect()
         .await
-        .map_err(unavailable)?;
+        .map_err(unavailable)
+}
+
+/// Connects and runs one statement, reading every row; failure is a 503.
+pub async fn query(statement: &str, params: Vec<ParameterValue>) -> Result<Vec<Row>, ApiError> {
+    rows(&connect().await?, statement, params).await
+}
+
+/// A round trip to the database (`SELECT 1`), for health and readiness checks.
+pub async fn ping() -> Result<(), ApiError> {
+    let rows = query("SELECT 1", vec![]).await?;
     match rows.first().map(|row| &row[0]) {
         Some(DbValue::Int32(1)) => Ok(()),
         _ => Err(ApiError::unavailable(

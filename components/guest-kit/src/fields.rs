@@ -107,6 +107,23 @@ pub fn id(object: &Map<String, Value>, field: &str) -> Result<i32, ApiError> {
         .ok_or_else(|| ApiError::invalid(field, format!("must be a positive integer, got {value}")))
 }
 
+/// The `limit` query parameter: absent or empty gives `default`, else a whole number in `1..=max`.
+pub fn limit(raw: Option<&str>, default: i64, max: i64) -> Result<i64, ApiError> {
+    match raw {
+        None | Some("") => Ok(default),
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "limit",
+                    format!("must be a whole number from 1 to {max}, got `{raw}`"),
+                )
+            }),
+    }
+}
+
 /// A path segment as a positive `integer` id; anything else is a 404 naming `what`.
 pub fn path_id(segment: &str, what: &str) -> Result<i32, ApiError> {
     segment
@@ -166,6 +183,14 @@ mod tests {
             assert!(id(&body, field).is_err(), "{field}");
         }
         assert!(path_id("12abc", "product").is_err());
+        assert_eq!(limit(None, 10, 100).unwrap(), 10);
+        assert_eq!(limit(Some("100"), 10, 100).unwrap(), 100);
+        for raw in ["0", "101", "ten", "-1"] {
+            assert_eq!(
+                limit(Some(raw), 10, 100).unwrap_err().field.as_deref(),
+                Some("limit")
+            );
+        }
         assert_eq!(path_id("12", "product").unwrap(), 12);
     }
 }

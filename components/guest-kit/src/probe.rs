@@ -1,12 +1,42 @@
 //! The probes and info endpoint the seed-004 services share: `health/live`, `health/ready`,
-//! `api/v1/info`.
+//! `api/v1/info`, each served under the service's own prefix (README's route rule).
 
-use http::StatusCode;
+use http::{Method, StatusCode};
 
-use crate::{Response, json};
+use crate::{ApiError, Response, json};
+
+/// The service's identity for [`serve`].
+pub struct Service<'a> {
+    /// The component id, which is also the path prefix: `/<name>/health/live`.
+    pub name: &'a str,
+    pub version: &'a str,
+    /// The service's own endpoints, listed by `api/v1/info`.
+    pub endpoints: &'a [&'a str],
+}
+
+/// Answers `GET /<name>/health/live`, `/<name>/health/ready` and `/<name>/api/v1/info` (405 for
+/// other methods); `None` when `path` is none of them.
+pub async fn serve(
+    service: &Service<'_>,
+    method: &Method,
+    path: &str,
+) -> Option<Result<Response, ApiError>> {
+    let probe = path.strip_prefix('/')?.strip_prefix(service.name)?;
+    if !matches!(probe, "/health/live" | "/health/ready" | "/api/v1/info") {
+        return None;
+    }
+    if method != Method::GET {
+        return Some(Err(ApiError::method_not_allowed()));
+    }
+    Some(Ok(match probe {
+        "/health/live" => live(service.name),
+        "/health/ready" => ready(service.name).await,
+        _ => info(service.name, service.version, service.endpoints).await,
+    }))
+}
 
 /// Liveness: the component answers (a fresh instance per request has no state to go stale).
-pub fn live(service: &str) -> Response {
+fn live(service: &str) -> Response {
     json(
         StatusCode::OK,
         &serde_json::json!({ "status": "alive", "service": service, "timestamp": crate::time::now() }),
@@ -14,7 +44,7 @@ pub fn live(service: &str) -> Response {
 }
 
 /// Readiness: the database answers; 503 naming the problem otherwise.
-pub async fn ready(service: &str) -> Response {
+async fn ready(service: &str) -> Response {
     let timestamp = crate::time::now();
     match crate::db::ping().await {
         Ok(()) => json(
@@ -34,7 +64,7 @@ pub async fn ready(service: &str) -> Response {
 }
 
 /// Service information: name, version, region (the `region` variable), and its endpoints.
-pub async fn info(service: &str, version: &str, endpoints: &[&str]) -> Response {
+async fn info(service: &str, version: &str, endpoints: &[&str]) -> Response {
     let region = spin_sdk::variables::get("region")
         .await
         .unwrap_or_else(|_| "unknown".to_owned());

@@ -87,27 +87,31 @@ impl HasData for PostgresHost {
     type Data<'a> = PostgresView<'a>;
 }
 
-/// A query's rows, fully read, with their columns.
-struct RowSet {
-    columns: Vec<wit::Column>,
-    rows: Vec<wit::Row>,
+/// The prepared (and cached) statement with the guest's parameters converted for it.
+async fn prepare(
+    client: &deadpool_postgres::Object,
+    statement: &str,
+    params: &[wit::ParameterValue],
+) -> Result<(tokio_postgres::Statement, Vec<Parameter>), wit::Error> {
+    let prepared = client
+        .prepare_cached(statement)
+        .await
+        .map_err(query_failed)?;
+    Ok((prepared, parameters(params)?))
 }
 
+/// Runs a query and reads every row (the guest gets them as one stream).
 async fn query(
     client: &deadpool_postgres::Object,
     statement: &str,
     params: &[wit::ParameterValue],
-) -> Result<RowSet, wit::Error> {
-    let statement_handle = client
-        .prepare_cached(statement)
-        .await
-        .map_err(query_failed)?;
-    let params = parameters(params)?;
+) -> Result<wit::RowSet, wit::Error> {
+    let (prepared, params) = prepare(client, statement, params).await?;
     let rows = client
-        .query(&statement_handle, &param_refs(&params))
+        .query(&prepared, &param_refs(&params))
         .await
         .map_err(query_failed)?;
-    let columns = statement_handle
+    let columns = prepared
         .columns()
         .iter()
         .map(|column| wit::Column {
@@ -120,7 +124,7 @@ async fn query(
         .map(|row| (0..row.len()).map(|i| convert::db_value(row, i)).collect())
         .collect::<anyhow::Result<_>>()
         .map_err(|e| wit::Error::QueryFailed(wit::QueryError::Text(format!("{e:#}"))))?;
-    Ok(RowSet { columns, rows })
+    Ok(wit::RowSet { columns, rows })
 }
 
 async fn execute(
@@ -128,13 +132,9 @@ async fn execute(
     statement: &str,
     params: &[wit::ParameterValue],
 ) -> Result<u64, wit::Error> {
-    let statement_handle = client
-        .prepare_cached(statement)
-        .await
-        .map_err(query_failed)?;
-    let params = parameters(params)?;
+    let (prepared, params) = prepare(client, statement, params).await?;
     client
-        .execute(&statement_handle, &param_refs(&params))
+        .execute(&prepared, &param_refs(&params))
         .await
         .map_err(query_failed)
 }
@@ -161,12 +161,10 @@ fn param_refs(params: &[Parameter]) -> Vec<&(dyn ToSql + Sync)> {
 
 /// A driver error as the interface's `query-failed`, structured when the server sent one.
 fn query_failed(error: tokio_postgres::Error) -> wit::Error {
-    let as_text = match error.as_db_error() {
-        Some(db) => db.to_string(),
-        None => format!("{}", DisplayChain(&error)),
-    };
     let Some(db) = error.as_db_error() else {
-        return wit::Error::QueryFailed(wit::QueryError::Text(as_text));
+        // tokio-postgres keeps the useful part (e.g. the I/O error) in `source()`.
+        let text = format!("{:#}", anyhow::Error::new(error));
+        return wit::Error::QueryFailed(wit::QueryError::Text(text));
     };
     let mut extras = Vec::new();
     let mut extra = |name: &str, value: Option<String>| {
@@ -183,28 +181,13 @@ fn query_failed(error: tokio_postgres::Error) -> wit::Error {
     extra("where", db.where_().map(str::to_owned));
     extra("routine", db.routine().map(str::to_owned));
     wit::Error::QueryFailed(wit::QueryError::DbError(wit::DbError {
-        as_text,
+        as_text: db.to_string(),
         severity: db.severity().to_owned(),
         code: db.code().code().to_owned(),
         message: db.message().to_owned(),
         detail: db.detail().map(str::to_owned),
         extras,
     }))
-}
-
-/// An error with its sources: tokio-postgres keeps the useful part in `source()`.
-struct DisplayChain<'a>(&'a dyn std::error::Error);
-
-impl std::fmt::Display for DisplayChain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(cause) = source {
-            write!(f, ": {cause}")?;
-            source = cause.source();
-        }
-        Ok(())
-    }
 }
 
 fn client_of(
@@ -245,10 +228,11 @@ impl wit::HostConnectionBuilder for PostgresView<'_> {
         builder: Resource<ConnectionBuilder>,
     ) -> wasmtime::Result<Result<Resource<Connection>, wit::Error>> {
         let address = self.table.get(&builder)?.address.clone();
-        Ok(match self.access.connect(&address).await {
-            Ok(connection) => self.push(connection),
-            Err(error) => Err(error),
-        })
+        Ok(self
+            .access
+            .connect(&address)
+            .await
+            .and_then(|c| self.push(c)))
     }
 
     async fn drop(&mut self, builder: Resource<ConnectionBuilder>) -> wasmtime::Result<()> {
@@ -262,10 +246,11 @@ impl wit::HostConnection for PostgresView<'_> {
         &mut self,
         address: String,
     ) -> wasmtime::Result<Result<Resource<Connection>, wit::Error>> {
-        Ok(match self.access.connect(&address).await {
-            Ok(connection) => self.push(connection),
-            Err(error) => Err(error),
-        })
+        Ok(self
+            .access
+            .connect(&address)
+            .await
+            .and_then(|c| self.push(c)))
     }
 
     async fn query(
@@ -275,12 +260,7 @@ impl wit::HostConnection for PostgresView<'_> {
         params: Vec<wit::ParameterValue>,
     ) -> wasmtime::Result<Result<wit::RowSet, wit::Error>> {
         let client = client_of(self.table, &connection)?;
-        Ok(query(&client, &statement, &params)
-            .await
-            .map(|set| wit::RowSet {
-                columns: set.columns,
-                rows: set.rows,
-            }))
+        Ok(query(&client, &statement, &params).await)
     }
 
     async fn execute(
@@ -305,10 +285,10 @@ async fn open_with_accessor<T>(
     address: &str,
 ) -> wasmtime::Result<Result<Resource<Connection>, wit::Error>> {
     let access = accessor.with(|mut view| view.get().access.clone());
-    Ok(match access.connect(address).await {
-        Ok(connection) => accessor.with(|mut view| view.get().push(connection)),
-        Err(error) => Err(error),
-    })
+    Ok(access
+        .connect(address)
+        .await
+        .and_then(|c| accessor.with(|mut view| view.get().push(c))))
 }
 
 impl<T> wit::HostConnectionBuilderWithStore<T> for PostgresHost {

@@ -15,6 +15,7 @@ databases=(
     "catalogue devops devops"        # seed 000
     "products_db postgres postgres"  # seed 001
     "appdb appuser password"         # seed 004
+    "time_events timeservice timeservice"  # seed 002 (its SQLite tables)
 )
 
 for entry in "${databases[@]}"; do

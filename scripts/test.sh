@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
 # Runs every test: builds the components and test fixtures to wasm, starts (if needed) and
-# migrates the PostgreSQL the system tests use, then runs the guest crates' unit tests and
-# the host's unit and integration tests, which start the real `spinyard` binary on loopback.
+# migrates the PostgreSQL the system tests use, installs the Kafka-protocol broker and the
+# MongoDB-wire server the pipeline tests start, then runs the guest crates' unit tests, the
+# kafka-bridge's, and the host's unit and integration tests, which start the real `spinyard`
+# and `kafka-bridge` binaries on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 wasm_build=(cargo build --target wasm32-wasip2 --release)
-"${wasm_build[@]}" --workspace --exclude spinyard --exclude native-baseline --exclude fixture-unsupported
+"${wasm_build[@]}" --workspace --exclude spinyard --exclude kafka-bridge --exclude native-baseline --exclude kafka-pipeline-bench \
+    --exclude fixture-unsupported
 # Built alone so that its extra spin-sdk feature (sqlite) does not leak into the other components.
 "${wasm_build[@]}" -p fixture-unsupported
 
 scripts/postgres.sh
+scripts/kafka.sh
+scripts/mongodb.sh
 
 # Pure logic of the guest crates (validation, configuration layers), natively.
-cargo test -p guest-kit -p catalogue -p business-logic
+cargo test -p guest-kit -p catalogue -p business-logic -p customer-web-server \
+    -p customer-management-api -p time-service
+cargo test -p kafka-bridge
+cargo build -p kafka-bridge  # the pipeline tests start the binary
 cargo test -p spinyard

@@ -6,10 +6,14 @@
 //! - [`error`]: [`ApiError`], the JSON error every component answers with.
 //! - [`request`]: the request path, query parameters, and JSON bodies read within a limit.
 //! - [`fields`]: typed, named validation of JSON object fields.
+//! - [`bridge`]: the kafka-bridge sidecar: producing, MongoDB, deliveries from consumers.
+//! - [`chain`]: calls to other components, relayed as they answer.
 //! - [`db`]: the PostgreSQL address from Spin variables; database errors as 503s.
 //! - [`probe`]: `health/live`, `health/ready` and `api/v1/info` for the seed-004 services.
 //! - [`time`]: timestamps formatted as the Python originals format them.
 
+pub mod bridge;
+pub mod chain;
 pub mod db;
 pub mod error;
 pub mod fields;
@@ -18,3 +22,10 @@ pub mod request;
 pub mod time;
 
 pub use error::{ApiError, ApiResult, Response, json};
+
+/// The component variable `name`; a variable that cannot be read is a 503 naming it.
+pub async fn variable(name: &str) -> ApiResult<String> {
+    spin_sdk::variables::get(name)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("variable `{name}`: {e}")))
+}

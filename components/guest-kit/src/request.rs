@@ -23,7 +23,7 @@ pub fn query_param(request: &Request, name: &str) -> Option<String> {
     })
 }
 
-fn percent_decode(text: &str) -> String {
+pub fn percent_decode(text: &str) -> String {
     fn hex(byte: u8) -> Option<u8> {
         (byte as char).to_digit(16).map(|d| d as u8)
     }
@@ -54,14 +54,19 @@ fn percent_decode(text: &str) -> String {
 
 /// Reads the body as JSON (any `Content-Type`), at most [`MAX_JSON_BODY`] bytes.
 pub async fn json_body(request: Request) -> Result<Value, ApiError> {
-    let body = Limited::new(request.into_body(), MAX_JSON_BODY)
+    json_body_within(request, MAX_JSON_BODY).await
+}
+
+/// Reads the body as JSON, at most `limit` bytes (413 beyond).
+pub async fn json_body_within(request: Request, limit: usize) -> Result<Value, ApiError> {
+    let body = Limited::new(request.into_body(), limit)
         .collect()
         .await
         .map_err(|e| {
             if e.is::<http_body_util::LengthLimitError>() {
                 ApiError::new(
                     http::StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("body: larger than {MAX_JSON_BODY} bytes"),
+                    format!("body: larger than {limit} bytes"),
                 )
             } else {
                 ApiError::new(

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // Each test binary uses its own subset of these helpers.
 
+pub mod infra;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

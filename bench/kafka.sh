@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The purchase pipeline (seed 003) under load, beside a direct rdkafka baseline, same run:
+# starts tansu (memory storage), SecantusDB, PostgreSQL, the release host serving spin.toml and
+# the release kafka-bridge, then runs bench/kafka-pipeline.
+#
+#   bench/kafka.sh [seconds-per-phase] [latency-rate]      (defaults 10, 1000)
+#
+# Everything shares the machine's cores: broker, MongoDB server, bridge, host and load.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-10}"
+rate="${2:-1000}"
+
+scripts/postgres.sh >/dev/null
+scripts/kafka.sh
+scripts/mongodb.sh
+cargo build -q --release -p spinyard -p kafka-bridge -p kafka-pipeline-bench
+cargo build -q --target wasm32-wasip2 --release -p customer-web-server -p customer-management-api -p time-service
+
+work="$(mktemp -d)"
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+kafka_port="$(free_port)"; mongo_port="$(free_port)"; bridge_port="$(free_port)"; app_port="$(free_port)"
+secret="bench-secret-$$"
+
+target/tools/bin/tansu broker --storage-engine memory://tansu/ \
+    --listener-url "tcp://127.0.0.1:$kafka_port" --advertised-listener-url "tcp://127.0.0.1:$kafka_port" \
+    > "$work/tansu.log" 2>&1 &
+target/mongo-venv/bin/secantusd-py --host 127.0.0.1 --port "$mongo_port" --storage-path "$work/mongo" \
+    > "$work/mongo.log" 2>&1 &
+SPIN_VARIABLE_KAFKA_BRIDGE_ADDRESS="127.0.0.1:$bridge_port" SPIN_VARIABLE_KAFKA_BRIDGE_SECRET="$secret" \
+SPIN_VARIABLE_TIME_EVENTS_DB_PORT="${PGPORT:-5432}" \
+    target/release/spinyard up --listen "127.0.0.1:$app_port" > "$work/spinyard.log" 2>&1 &
+for _ in $(seq 1 600); do
+    curl -sf "http://127.0.0.1:$app_port/customer-web-server/health" >/dev/null && break
+    sleep 0.1
+done
+KAFKA_BROKERS="127.0.0.1:$kafka_port" MONGODB_URI="mongodb://127.0.0.1:$mongo_port" \
+KAFKA_BRIDGE_LISTEN="127.0.0.1:$bridge_port" KAFKA_BRIDGE_COMPONENTS_URL="http://127.0.0.1:$app_port" \
+KAFKA_BRIDGE_SECRET="$secret" RUST_LOG=warn \
+    target/release/kafka-bridge --config kafka-bridge.toml > "$work/bridge.log" 2>&1 &
+for _ in $(seq 1 600); do
+    curl -sf "http://127.0.0.1:$bridge_port/health" | grep -q '"kafka":"UP"' && break
+    sleep 0.1
+done
+sleep 3  # the subscriptions join their consumer groups
+
+target/release/kafka-pipeline-bench --app "http://127.0.0.1:$app_port" \
+    --bridge "http://127.0.0.1:$bridge_port" --secret "$secret" --brokers "127.0.0.1:$kafka_port" \
+    --seconds "$seconds" --rate "$rate"
+echo "bridge metrics:"
+curl -s "http://127.0.0.1:$bridge_port/metrics" | grep -E '^kafka_bridge_(dead_lettered|retries|deliveries)_total' || true

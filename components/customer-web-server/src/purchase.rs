@@ -1,0 +1,138 @@
+//! A purchase request, validated with the seed's exact messages.
+
+use guest_kit::ApiError;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// The fields `POST /buy` requires, in the order the seed's message lists them.
+const REQUIRED: [&str; 3] = ["username", "userid", "price"];
+/// User ids travel in URL paths (`/getAllUserBuys/{userid}`): kept short.
+const MAX_ID_LENGTH: usize = 128;
+
+/// The message published to the `purchases` topic, and the document the management API stores.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct Purchase {
+    /// The idempotency key: a redelivered message is stored once.
+    pub purchase_id: String,
+    pub username: String,
+    pub userid: String,
+    pub price: f64,
+    pub timestamp: String,
+}
+
+/// Validates a `/buy` body like the seed (`Missing required fields: ['userid', 'price']`,
+/// `Price must be a valid number`), and more strictly: names must be non-empty strings, the
+/// price a finite, non-negative number (or numeric string, as Python's `float()` takes).
+pub fn validate(
+    body: &Map<String, Value>,
+    purchase_id: String,
+    timestamp: String,
+) -> Result<Purchase, ApiError> {
+    let missing: Vec<&str> = REQUIRED
+        .into_iter()
+        .filter(|field| !body.contains_key(*field))
+        .collect();
+    if let Some(first) = missing.first() {
+        let listed: Vec<String> = missing.iter().map(|f| format!("'{f}'")).collect();
+        return Err(seed_error(
+            first,
+            format!("Missing required fields: [{}]", listed.join(", ")),
+        ));
+    }
+    let username = name(body, "username", "Username")?;
+    let userid = name(body, "userid", "User id")?;
+    if userid.chars().count() > MAX_ID_LENGTH {
+        return Err(seed_error(
+            "userid",
+            format!("User id must be at most {MAX_ID_LENGTH} characters"),
+        ));
+    }
+    let price = match &body["price"] {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    }
+    .filter(|p| p.is_finite())
+    .ok_or_else(|| seed_error("price", "Price must be a valid number"))?;
+    if price < 0.0 {
+        return Err(seed_error("price", "Price must not be negative"));
+    }
+    Ok(Purchase {
+        purchase_id,
+        username,
+        userid,
+        price,
+        timestamp,
+    })
+}
+
+fn name(body: &Map<String, Value>, field: &str, label: &str) -> Result<String, ApiError> {
+    match &body[field] {
+        Value::String(s) if !s.trim().is_empty() => Ok(s.clone()),
+        _ => Err(seed_error(
+            field,
+            format!("{label} must be a non-empty string"),
+        )),
+    }
+}
+
+/// A 400 whose message is exactly the seed's, with the field named beside it.
+fn seed_error(field: &str, message: impl Into<String>) -> ApiError {
+    ApiError {
+        message: message.into(),
+        ..ApiError::invalid(field, "")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(body: &str) -> Result<Purchase, ApiError> {
+        let body: Map<String, Value> = serde_json::from_str(body).unwrap();
+        validate(&body, "id".into(), "2024-01-15T10:30:00.123456".into())
+    }
+
+    #[test]
+    fn seed_messages() {
+        let error = check(r#"{"username": "john"}"#).unwrap_err();
+        assert_eq!(
+            error.message,
+            "Missing required fields: ['userid', 'price']"
+        );
+        assert_eq!(error.field.as_deref(), Some("userid"));
+        let error =
+            check(r#"{"username": "john", "userid": "user123", "price": "invalid"}"#).unwrap_err();
+        assert_eq!(error.message, "Price must be a valid number");
+        assert_eq!(error.field.as_deref(), Some("price"));
+    }
+
+    #[test]
+    fn prices_as_python_float_takes_them_but_finite_and_non_negative() {
+        let ok = check(r#"{"username": "john", "userid": "u", "price": " 15.50 "}"#).unwrap();
+        assert_eq!(ok.price, 15.5);
+        for bad in [r#""nan""#, r#""inf""#, "true", "null", "[1]"] {
+            let body = format!(r#"{{"username": "j", "userid": "u", "price": {bad}}}"#);
+            assert_eq!(
+                check(&body).unwrap_err().message,
+                "Price must be a valid number",
+                "{bad}"
+            );
+        }
+        let negative = check(r#"{"username": "j", "userid": "u", "price": -1}"#).unwrap_err();
+        assert_eq!(negative.message, "Price must not be negative");
+    }
+
+    #[test]
+    fn names_must_be_non_empty_strings() {
+        let error = check(r#"{"username": " ", "userid": "u", "price": 1}"#).unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("username"));
+        let error = check(r#"{"username": "j", "userid": 7, "price": 1}"#).unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("userid"));
+        let long = format!(
+            r#"{{"username": "j", "userid": "{}", "price": 1}}"#,
+            "u".repeat(129)
+        );
+        assert_eq!(check(&long).unwrap_err().field.as_deref(), Some("userid"));
+    }
+}

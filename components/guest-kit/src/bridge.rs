@@ -1,0 +1,185 @@
+//! The kafka-bridge sidecar (`runtime-ext/kafka-bridge`): producing to Kafka, MongoDB access,
+//! and the batches it delivers to the components' consumer routes.
+//!
+//! Component variables: `kafka_bridge_address` (`host:port`, also in the component's
+//! `allowed_outbound_hosts`) and `kafka_bridge_secret`, the bearer token both sides check.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use http::{StatusCode, header};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use spin_sdk::http::body::IncomingBodyExt;
+use spin_sdk::http::{FullBody, Request};
+use subtle::ConstantTimeEq;
+
+use crate::{ApiError, ApiResult, variable};
+
+/// A message to publish.
+#[derive(Debug, Serialize)]
+pub struct Outgoing<'a, T: Serialize> {
+    /// Messages with the same key keep their order (same partition).
+    pub key: &'a str,
+    pub headers: BTreeMap<&'a str, &'a str>,
+    pub value: &'a T,
+}
+
+/// Where a message was stored.
+#[derive(Debug, Deserialize)]
+pub struct Stored {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// What a consumer route receives: messages of `topic`, in order per partition.
+#[derive(Debug, Deserialize)]
+pub struct Delivery {
+    pub topic: String,
+    pub messages: Vec<Delivered>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Delivered {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub value: Value,
+}
+
+impl Delivered {
+    /// `topic/partition/offset`, for error messages.
+    pub fn origin(&self, topic: &str) -> String {
+        format!("{topic}/{}/{}", self.partition, self.offset)
+    }
+}
+
+/// A connection to the bridge, from the component's variables.
+pub struct Bridge {
+    base: String,
+    secret: String,
+}
+
+impl Bridge {
+    pub async fn from_variables() -> ApiResult<Self> {
+        let address = variable("kafka_bridge_address").await?;
+        let secret = variable("kafka_bridge_secret").await?;
+        Ok(Self {
+            base: format!("http://{address}"),
+            secret,
+        })
+    }
+
+    /// Publishes `messages` to `topic` and waits for the broker's acknowledgement of each.
+    pub async fn produce<T: Serialize>(
+        &self,
+        topic: &str,
+        messages: &[Outgoing<'_, T>],
+    ) -> ApiResult<Vec<Stored>> {
+        #[derive(Deserialize)]
+        struct Acked {
+            results: Vec<Stored>,
+        }
+        let path = format!("/v1/topics/{topic}/messages");
+        let body = serde_json::json!({ "messages": messages });
+        let acked: Acked = self.call(http::Method::POST, &path, Some(&body)).await?;
+        Ok(acked.results)
+    }
+
+    /// Queues `messages` without waiting for the broker (fire-and-forget events): `Ok` means
+    /// the bridge took them and Kafka was reachable a moment ago.
+    pub async fn publish_and_forget<T: Serialize>(
+        &self,
+        topic: &str,
+        messages: &[Outgoing<'_, T>],
+    ) -> ApiResult<()> {
+        let path = format!("/v1/topics/{topic}/messages?wait=false");
+        let body = serde_json::json!({ "messages": messages });
+        self.call::<Value>(http::Method::POST, &path, Some(&body))
+            .await
+            .map(drop)
+    }
+
+    /// `operation` (`insert`, `find`, `count`, `sum`) on `database.collection`.
+    pub async fn mongo<R: for<'de> Deserialize<'de>>(
+        &self,
+        database: &str,
+        collection: &str,
+        operation: &str,
+        body: &Value,
+    ) -> ApiResult<R> {
+        let path = format!("/v1/mongo/{database}/{collection}/{operation}");
+        self.call(http::Method::POST, &path, Some(body)).await
+    }
+
+    /// Calls the bridge. Its 503s stay 503s; a refused secret is a 503 too (the deployment is
+    /// misconfigured, not the request); anything else unexpected is a 502.
+    pub async fn call<R: for<'de> Deserialize<'de>>(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> ApiResult<R> {
+        let body = body.map(Value::to_string).unwrap_or_default();
+        let request = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.secret))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(FullBody::new(Bytes::from(body)))
+            .map_err(|e| ApiError::unavailable(format!("kafka-bridge request: {e}")))?;
+        let response = spin_sdk::http::send(request)
+            .await
+            .map_err(|e| ApiError::unavailable(format!("kafka-bridge unavailable: {e}")))?;
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .bytes()
+            .await
+            .map_err(|e| ApiError::unavailable(format!("kafka-bridge response: {e:?}")))?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| {
+                ApiError::new(StatusCode::BAD_GATEWAY, format!("kafka-bridge answer: {e}"))
+            });
+        }
+        let message = serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+        Err(match status {
+            StatusCode::SERVICE_UNAVAILABLE => ApiError::unavailable(message),
+            StatusCode::UNAUTHORIZED => {
+                ApiError::unavailable(format!("kafka-bridge refused our credentials: {message}"))
+            }
+            _ => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                format!("kafka-bridge answered {status}: {message}"),
+            ),
+        })
+    }
+}
+
+/// Reads a delivery from the bridge, after checking its bearer token against
+/// `kafka_bridge_secret` (constant time; an unset secret refuses every delivery).
+pub async fn accept_delivery(request: Request) -> ApiResult<Delivery> {
+    let secret = variable("kafka_bridge_secret").await.unwrap_or_default();
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if secret.is_empty() || !bool::from(token.as_bytes().ct_eq(secret.as_bytes())) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "deliveries need the kafka-bridge bearer token",
+        ));
+    }
+    let body = crate::request::json_body_within(request, MAX_DELIVERY_BODY).await?;
+    serde_json::from_value(body).map_err(|e| ApiError::invalid("body", e))
+}
+
+/// The largest delivery a consumer route reads: a full batch of the bridge's default size.
+pub const MAX_DELIVERY_BODY: usize = 16 * 1024 * 1024;

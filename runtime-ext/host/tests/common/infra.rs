@@ -1,0 +1,361 @@
+//! Real servers for the Kafka / MongoDB tests, one set per test so a test can stop and restart
+//! them: a Kafka-protocol broker (tansu, memory storage), a MongoDB-wire server (SecantusDB),
+//! the kafka-bridge, and the host serving the app's own `spin.toml`.
+//! `scripts/kafka.sh` and `scripts/mongodb.sh` install the servers; `scripts/test.sh` runs both.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{Host, pg_port, start, workspace_root};
+
+/// The secret the bridge and the components share in tests.
+pub const SECRET: &str = "test-bridge-secret";
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn tool(relative: &str, installer: &str) -> PathBuf {
+    let path = workspace_root().join(relative);
+    assert!(
+        path.exists(),
+        "{} is missing: run {installer} (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+fn wait_for_port(port: u16, what: &str, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on {port}: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A child process, killed when dropped, its output in a log file.
+struct Process {
+    child: Child,
+}
+
+impl Process {
+    fn spawn(mut command: Command, log: &Path) -> Self {
+        let file = std::fs::File::create(log).unwrap();
+        let child = command
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {command:?}: {e}"));
+        Self { child }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A server on a fixed port that a test may stop and start again.
+pub struct Server {
+    pub port: u16,
+    name: &'static str,
+    command: Box<dyn Fn() -> Command + Send>,
+    log: PathBuf,
+    process: Option<Process>,
+}
+
+impl Server {
+    fn new(name: &'static str, port: u16, command: Box<dyn Fn() -> Command + Send>) -> Self {
+        let log = std::env::temp_dir().join(format!("spinyard-{name}-{port}.log"));
+        let mut server = Self {
+            port,
+            name,
+            command,
+            log,
+            process: None,
+        };
+        server.start();
+        server
+    }
+
+    pub fn start(&mut self) {
+        self.process = Some(Process::spawn((self.command)(), &self.log));
+        wait_for_port(self.port, self.name, &self.log);
+    }
+
+    /// Kills the server, as a crash or a lost node would.
+    pub fn stop(&mut self) {
+        self.process = None;
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+/// tansu, a Kafka-protocol broker, storing in memory (a restart starts empty).
+pub fn broker() -> Server {
+    let port = free_port();
+    let tansu = tool("target/tools/bin/tansu", "scripts/kafka.sh");
+    Server::new(
+        "tansu",
+        port,
+        Box::new(move || {
+            let url = format!("tcp://127.0.0.1:{port}");
+            let mut command = Command::new(&tansu);
+            command
+                .args(["broker", "--storage-engine", "memory://tansu/"])
+                .args(["--listener-url", &url, "--advertised-listener-url", &url]);
+            command
+        }),
+    )
+}
+
+/// SecantusDB, a MongoDB-wire server, storing in a directory that survives its restarts.
+pub fn mongo() -> (Server, tempfile::TempDir) {
+    let port = free_port();
+    let storage = tempfile::tempdir().unwrap();
+    let path = storage.path().to_owned();
+    let secantusd = tool("target/mongo-venv/bin/secantusd-py", "scripts/mongodb.sh");
+    let server = Server::new(
+        "secantus",
+        port,
+        Box::new(move || {
+            let mut command = Command::new(&secantusd);
+            command
+                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .arg("--storage-path")
+                .arg(&path);
+            command
+        }),
+    );
+    (server, storage)
+}
+
+/// The kafka-bridge binary with a configuration written for the test.
+pub struct Bridge {
+    pub base: String,
+    pub port: u16,
+    config: PathBuf,
+    process: Option<Process>,
+    pub log: PathBuf,
+}
+
+/// The bridge configuration the tests use: the app's topics, collection and subscriptions,
+/// with short timeouts so outages show quickly.
+pub fn bridge_config(broker: &Server, mongo: &Server, port: u16, components_url: &str) -> String {
+    format!(
+        r#"
+listen = "127.0.0.1:{port}"
+components_url = "{components_url}"
+
+[kafka]
+brokers = "{broker}"
+produce_timeout_ms = 3000
+session_timeout_ms = 6000
+
+[[kafka.topic]]
+name = "purchases"
+partitions = 3
+
+[[kafka.topic]]
+name = "purchases.dead-letter"
+partitions = 1
+
+[[kafka.topic]]
+name = "simple-time-events"
+partitions = 1
+
+[[kafka.topic]]
+name = "simple-time-events.dead-letter"
+partitions = 1
+
+[mongodb]
+uri = "mongodb://{mongo}"
+
+[[mongodb.collection]]
+database = "purchase_db"
+name = "purchases"
+key = "purchase_id"
+indexes = ["userid"]
+
+[[subscription]]
+topic = "purchases"
+group = "purchase-consumer-group"
+route = "/customer-management-api/kafka/purchases"
+dead_letter_topic = "purchases.dead-letter"
+max_attempts = 3
+
+[[subscription]]
+topic = "simple-time-events"
+group = "simple-time-group"
+route = "/time-service/kafka/events"
+dead_letter_topic = "simple-time-events.dead-letter"
+max_attempts = 3
+"#,
+        broker = broker.address(),
+        mongo = mongo.address(),
+    )
+}
+
+impl Bridge {
+    pub fn start(config: &str, port: u16) -> Self {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let path = dir.join("kafka-bridge.toml");
+        std::fs::write(&path, config).unwrap();
+        let mut bridge = Self {
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+            config: path,
+            process: None,
+            log: dir.join("kafka-bridge.log"),
+        };
+        bridge.restart();
+        bridge
+    }
+
+    /// (Re)starts the bridge and waits until it serves.
+    pub fn restart(&mut self) {
+        self.process = None;
+        let binary = tool("target/debug/kafka-bridge", "cargo build -p kafka-bridge");
+        let mut command = Command::new(binary);
+        command
+            .arg("--config")
+            .arg(&self.config)
+            .env("KAFKA_BRIDGE_SECRET", SECRET)
+            .env("RUST_LOG", "info,rdkafka=warn");
+        let log = std::fs::File::create(&self.log).unwrap();
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("spawning kafka-bridge");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("Serving ") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        self.process = Some(Process { child });
+        rx.recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "kafka-bridge did not start: {}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                )
+            });
+    }
+
+    pub fn stop(&mut self) {
+        self.process = None;
+    }
+
+    /// The bridge's Prometheus text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// The sum of a metric's samples whose labels contain every one of `labels`.
+    pub async fn metric(&self, name: &str, labels: &[&str]) -> f64 {
+        self.metrics()
+            .await
+            .lines()
+            .filter(|line| line.starts_with(name) && labels.iter().all(|l| line.contains(l)))
+            .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// Calls the bridge's API with the shared secret.
+    pub async fn call(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let response = super::client()
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(SECRET)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+}
+
+/// The whole purchase and event pipeline: broker, MongoDB, the host serving `spin.toml`, and
+/// the bridge delivering to it.
+pub struct Pipeline {
+    pub broker: Server,
+    pub mongo: Server,
+    _mongo_storage: tempfile::TempDir,
+    pub host: Host,
+    pub bridge: Bridge,
+}
+
+impl Pipeline {
+    pub fn start() -> Self {
+        let broker = broker();
+        let (mongo, mongo_storage) = mongo();
+        let bridge_port = free_port();
+        let bridge_address = format!("127.0.0.1:{bridge_port}");
+        let pg_port = pg_port().to_string();
+        let host = start(
+            &workspace_root().join("spin.toml"),
+            &[],
+            &[
+                (
+                    "SPIN_VARIABLE_KAFKA_BRIDGE_ADDRESS",
+                    bridge_address.as_str(),
+                ),
+                ("SPIN_VARIABLE_KAFKA_BRIDGE_SECRET", SECRET),
+                ("SPIN_VARIABLE_TIME_EVENTS_DB_PORT", pg_port.as_str()),
+                ("SPIN_VARIABLE_POD_NAME", "test-pod"),
+                ("SPIN_VARIABLE_POD_IP", "10.0.0.5"),
+            ],
+        );
+        let config = bridge_config(&broker, &mongo, bridge_port, &host.base);
+        let bridge = Bridge::start(&config, bridge_port);
+        Self {
+            broker,
+            mongo,
+            _mongo_storage: mongo_storage,
+            host,
+            bridge,
+        }
+    }
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, or panics after `timeout` with `what`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,503 @@
+//! Seeds 002 and 003 end to end over real servers: `POST /buy` → kafka-bridge → Kafka (tansu)
+//! → kafka-bridge → customer-management-api → MongoDB (SecantusDB), the time service's events,
+//! and what happens when the broker, MongoDB or a message goes bad.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use common::infra::{Pipeline, SECRET, eventually};
+use common::{Host, get_json, post};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use serde_json::{Value, json};
+
+/// How long a purchase may take from `201` to visible in these tests (the broker, MongoDB and
+/// the consumer group join all start with the test).
+const VISIBLE_WITHIN: Duration = Duration::from_secs(60);
+
+async fn buy(host: &Host, username: &str, userid: &str, price: Value) -> (u16, Value) {
+    let body = json!({ "username": username, "userid": userid, "price": price });
+    post(host, "/buy", &body.to_string()).await
+}
+
+/// Waits until `userid` has `count` purchases and returns the answer.
+async fn purchases_when(host: &Host, userid: &str, count: u64) -> Value {
+    eventually(
+        VISIBLE_WITHIN,
+        &format!("{count} purchases of {userid}"),
+        || async {
+            let (status, body) = get_json(host, &format!("/getAllUserBuys/{userid}")).await;
+            (status == 200 && body["count"] == count).then_some(body)
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn seed_walkthrough_three_buys_other_users_and_unknown_user() {
+    let pipeline = Pipeline::start();
+    let host = &pipeline.host;
+    let (status, body) = buy(host, "john", "user123", json!(29.99)).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["status"], "success");
+    assert_eq!(body["message"], "Purchase recorded");
+    assert_eq!(body["data"]["username"], "john");
+    assert_eq!(body["data"]["userid"], "user123");
+    assert_eq!(body["data"]["price"], 29.99);
+    let timestamp = body["data"]["timestamp"].as_str().unwrap();
+    assert!(
+        chrono::NaiveDateTime::parse_from_str(timestamp, "%Y-%m-%dT%H:%M:%S%.6f").is_ok(),
+        "{timestamp}"
+    );
+    let first = purchases_when(host, "user123", 1).await;
+    assert_eq!(first["total_spent"], 29.99);
+    assert_eq!(first["purchases"][0]["price"], 29.99);
+    assert!(first["purchases"][0].get("_id").is_none());
+
+    assert_eq!(buy(host, "john", "user123", json!(15.50)).await.0, 201);
+    assert_eq!(buy(host, "john", "user123", json!(42.00)).await.0, 201);
+    assert_eq!(buy(host, "jane", "user456", json!(99.99)).await.0, 201);
+    let john = purchases_when(host, "user123", 3).await;
+    assert_eq!(john["userid"], "user123");
+    assert_eq!(john["total_spent"], 87.49);
+    let prices: Vec<f64> = john["purchases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["price"].as_f64().unwrap())
+        .collect();
+    assert_eq!(prices, [29.99, 15.5, 42.0]);
+    let jane = purchases_when(host, "user456", 1).await;
+    assert_eq!(jane["total_spent"], 99.99);
+    assert_eq!(jane["purchases"][0]["username"], "jane");
+
+    let (status, nobody) = get_json(host, "/getAllUserBuys/nonexistent").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        nobody,
+        json!({ "userid": "nonexistent", "purchases": [], "count": 0, "total_spent": 0 })
+    );
+
+    let (status, health) = get_json(host, "/customer-web-server/health").await;
+    assert_eq!((status, health), (200, json!({ "status": "healthy" })));
+    let (status, health) = get_json(host, "/customer-management-api/health").await;
+    assert_eq!(
+        (status, health),
+        (200, json!({ "status": "healthy", "mongodb": "connected" }))
+    );
+}
+
+#[tokio::test]
+async fn bad_purchases_get_the_seed_messages_and_are_not_published() {
+    let pipeline = Pipeline::start();
+    let host = &pipeline.host;
+    let (status, body) = post(host, "/buy", r#"{"username": "john"}"#).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["error"],
+        "Missing required fields: ['userid', 'price']"
+    );
+    assert_eq!(body["field"], "userid");
+    let (status, body) = buy(host, "john", "user123", json!("invalid")).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"], "Price must be a valid number");
+    assert_eq!(body["field"], "price");
+    let cases = [
+        ("not json", "body"),
+        ("[1, 2]", "body"),
+        (r#"{"username": "", "userid": "u", "price": 1}"#, "username"),
+        (r#"{"username": "j", "userid": null, "price": 1}"#, "userid"),
+        (r#"{"username": "j", "userid": "u", "price": -5}"#, "price"),
+        (
+            r#"{"username": "j", "userid": "u", "price": "NaN"}"#,
+            "price",
+        ),
+    ];
+    for (body, field) in cases {
+        let (status, answer) = post(host, "/buy", body).await;
+        assert_eq!(
+            (status, answer["field"].as_str()),
+            (400, Some(field)),
+            "{body}: {answer}"
+        );
+    }
+    let published = pipeline
+        .bridge
+        .metric("kafka_bridge_produce_total", &["topic=\"purchases\""])
+        .await;
+    assert_eq!(published, 0.0, "a rejected purchase reached Kafka");
+}
+
+#[tokio::test]
+async fn broker_down_means_503_not_a_false_success_and_the_flow_resumes() {
+    let mut pipeline = Pipeline::start();
+    let host = &pipeline.host;
+    let mut acknowledged = HashSet::new();
+    for price in [1.0, 2.0, 3.0] {
+        let (status, body) = buy(host, "ann", "outage-user", json!(price)).await;
+        assert_eq!(status, 201, "{body}");
+        acknowledged.insert(body["data"]["purchase_id"].as_str().unwrap().to_owned());
+    }
+    purchases_when(host, "outage-user", 3).await;
+
+    pipeline.broker.stop();
+    // Once the bridge has noticed, every buy is refused at once and none is recorded.
+    let started = Instant::now();
+    let (status, body) = loop {
+        let (status, body) = buy(host, "ann", "outage-user", json!(9.0)).await;
+        match status {
+            201 => acknowledged.insert(body["data"]["purchase_id"].as_str().unwrap().to_owned()),
+            _ => break (status, body),
+        };
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no 503 after the broker stopped"
+        );
+    };
+    assert!(body["error"].as_str().unwrap().contains("Kafka"), "{body}");
+    assert_eq!(status, 503);
+    for _ in 0..5 {
+        let asked = Instant::now();
+        let (status, _) = buy(host, "ann", "outage-user", json!(9.0)).await;
+        assert_eq!(status, 503);
+        assert!(
+            asked.elapsed() < Duration::from_secs(1),
+            "a slow 503: {:?}",
+            asked.elapsed()
+        );
+    }
+    eprintln!("first 503 {:?} after the broker stopped", started.elapsed());
+
+    // The time service answers while Kafka is down, and says so.
+    let (status, meta) = get_json(host, "/time-service/").await;
+    assert_eq!(status, 200);
+    assert_eq!(meta["kafka_status"], "NOT UP");
+    let (status, _) = get_json(host, "/kafka/status").await;
+    assert_eq!(status, 503);
+
+    pipeline.broker.start();
+    let (_, body) = eventually(
+        Duration::from_secs(60),
+        "a 201 after the broker came back",
+        || async {
+            let (status, body) = buy(host, "ann", "outage-user", json!(10.0)).await;
+            (status == 201).then_some((status, body))
+        },
+    )
+    .await;
+    acknowledged.insert(body["data"]["purchase_id"].as_str().unwrap().to_owned());
+    // The restarted broker kept nothing (memory storage); the acknowledged purchases that
+    // were already stored stay, and the new one arrives: nothing acknowledged is lost.
+    let answer = purchases_when(host, "outage-user", acknowledged.len() as u64).await;
+    let stored: HashSet<String> = answer["purchases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["purchase_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(stored, acknowledged);
+}
+
+#[tokio::test]
+async fn mongodb_down_pauses_the_consumer_without_committing_then_it_catches_up_once() {
+    let mut pipeline = Pipeline::start();
+    let host = &pipeline.host;
+    assert_eq!(buy(host, "bo", "warmup", json!(1)).await.0, 201);
+    purchases_when(host, "warmup", 1).await;
+
+    pipeline.mongo.stop();
+    let mut ids = HashSet::new();
+    for i in 0..20 {
+        let (status, body) = buy(host, "bo", "mongo-outage", json!(i)).await;
+        assert_eq!(status, 201, "Kafka is up: buys are still recorded ({body})");
+        ids.insert(body["data"]["purchase_id"].as_str().unwrap().to_owned());
+    }
+    let (status, body) = get_json(host, "/getAllUserBuys/mongo-outage").await;
+    assert_eq!(status, 503, "{body}");
+    let (status, _) = get_json(host, "/customer-management-api/health").await;
+    assert_eq!(status, 503);
+    let bridge = &mut pipeline.bridge;
+    eventually(
+        Duration::from_secs(30),
+        "deliveries refused as unavailable",
+        || async {
+            let refused = bridge
+                .metric("kafka_bridge_deliveries_total", &["result=\"unavailable\""])
+                .await;
+            (refused > 0.0).then_some(())
+        },
+    )
+    .await;
+    // Nothing was committed: a new bridge process gets the same messages again.
+    bridge.restart();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    pipeline.mongo.start();
+
+    let answer = purchases_when(host, "mongo-outage", 20).await;
+    let stored: Vec<&str> = answer["purchases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["purchase_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(stored.len(), 20, "no duplicates");
+    assert_eq!(
+        stored
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<HashSet<_>>(),
+        ids
+    );
+    assert_eq!(
+        pipeline
+            .bridge
+            .metric("kafka_bridge_dead_lettered_total", &[])
+            .await,
+        0.0,
+        "an unavailable dependency is not the messages' fault"
+    );
+}
+
+/// A Kafka client of the test's own, on the pipeline's broker.
+fn kafka_config(pipeline: &Pipeline) -> rdkafka::ClientConfig {
+    let mut config = rdkafka::ClientConfig::new();
+    config.set("bootstrap.servers", pipeline.broker.address());
+    config
+}
+
+#[tokio::test]
+async fn poison_messages_go_to_the_dead_letter_topic_and_the_rest_flows() {
+    let pipeline = Pipeline::start();
+    let host = &pipeline.host;
+    // Published around the bridge, as a buggy or hostile producer would.
+    let producer: BaseProducer = kafka_config(&pipeline).create().unwrap();
+    let not_json = BaseRecord::to("purchases")
+        .key("poison")
+        .payload("{not json");
+    producer.send(not_json).map_err(|(e, _)| e).unwrap();
+    let not_a_purchase = BaseRecord::to("purchases")
+        .key("poison")
+        .payload(r#"{"hello": "world"}"#);
+    producer.send(not_a_purchase).map_err(|(e, _)| e).unwrap();
+    producer.flush(Duration::from_secs(10)).unwrap();
+    assert_eq!(buy(host, "cy", "after-poison", json!(5)).await.0, 201);
+    purchases_when(host, "after-poison", 1).await;
+
+    let consumer: BaseConsumer = kafka_config(&pipeline)
+        .set("group.id", "dead-letter-reader")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["purchases.dead-letter"]).unwrap();
+    let mut reasons = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while reasons.len() < 2 && Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+            let reason = message
+                .headers()
+                .and_then(|h| h.iter().find(|h| h.key == "dead-letter-reason"))
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default();
+            reasons.push((message.payload().map(<[u8]>::to_vec), reason));
+        }
+    }
+    assert_eq!(reasons.len(), 2, "dead-lettered: {reasons:?}");
+    assert_eq!(reasons[0].0.as_deref(), Some(&b"{not json"[..]));
+    assert!(reasons[0].1.contains("not JSON"), "{}", reasons[0].1);
+    assert!(reasons[1].1.contains("not a purchase"), "{}", reasons[1].1);
+    assert!(
+        reasons[1].1.contains("rejected 3 times"),
+        "{}",
+        reasons[1].1
+    );
+}
+
+#[tokio::test]
+async fn redelivered_purchases_are_stored_once_and_deliveries_need_the_secret() {
+    let pipeline = Pipeline::start();
+    let host = &pipeline.host;
+    let delivery = json!({
+        "topic": "purchases",
+        "group": "purchase-consumer-group",
+        "messages": [{
+            "partition": 0, "offset": 7, "key": "dup-user", "headers": {},
+            "value": {
+                "purchase_id": "fixed-id-1", "username": "dee", "userid": "dup-user",
+                "price": 12.5, "timestamp": "2024-01-15T10:30:00.123456",
+            },
+        }],
+    });
+    let url = format!("{}/customer-management-api/kafka/purchases", host.base);
+    let client = common::client();
+    let refused = client.post(&url).json(&delivery).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    let wrong = client
+        .post(&url)
+        .bearer_auth("guess")
+        .json(&delivery)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    for expected in [
+        json!({"inserted": 1, "existing": 0}),
+        json!({"inserted": 0, "existing": 1}),
+    ] {
+        let response = client
+            .post(&url)
+            .bearer_auth(SECRET)
+            .json(&delivery)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.json::<Value>().await.unwrap(), expected);
+    }
+    let answer = purchases_when(host, "dup-user", 1).await;
+    assert_eq!(answer["total_spent"], 12.5);
+
+    // The bridge's own API wants the secret too, and serves only its configured resources.
+    let unauthenticated = client
+        .post(format!(
+            "{}/v1/topics/purchases/messages",
+            pipeline.bridge.base
+        ))
+        .json(&json!({ "messages": [{ "value": 1 }] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthenticated.status(), 401);
+    let (status, body) = pipeline
+        .bridge
+        .call(
+            "/v1/topics/other/messages",
+            json!({ "messages": [{ "value": 1 }] }),
+        )
+        .await;
+    assert_eq!((status, body["field"].as_str()), (404, Some("topic")));
+    let (status, body) = pipeline
+        .bridge
+        .call(
+            "/v1/mongo/purchase_db/purchases/find",
+            json!({ "filter": { "userid": { "$ne": null } } }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("filter")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn time_service_reports_metadata_and_persists_its_events() {
+    let pipeline = Pipeline::start();
+    let host = &pipeline.host;
+    let response = common::client()
+        .get(format!("{}/time-service/", host.base))
+        .header("x-forwarded-for", "203.0.113.45, 198.51.100.23")
+        .header("user-agent", "pipeline-test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let meta: Value = response.json().await.unwrap();
+    assert_eq!(meta["message"], "Hello, Kafka is UP");
+    assert_eq!(meta["kafka_status"], "UP");
+    assert_eq!(meta["user_ip"], "127.0.0.1");
+    assert_eq!(meta["proxy_chain"], "203.0.113.45, 198.51.100.23");
+    assert_eq!(meta["hostname"], "test-pod");
+    assert_eq!(meta["pod_ip"], "10.0.0.5");
+    assert!(meta["timestamp"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(
+        get_json(host, "/healthz").await,
+        (200, json!({ "status": "healthy" }))
+    );
+
+    let (status, kafka) = get_json(host, "/kafka/status").await;
+    assert_eq!((status, &kafka["status"]), (200, &json!("UP")), "{kafka}");
+    let marker = format!("marker-{}", std::process::id());
+    let (status, published) = post(
+        host,
+        "/kafka/publish",
+        &json!({ "event_type": "signup", "data": { "marker": marker } }).to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{published}");
+    assert_eq!(published["status"], "published");
+    let (status, _) = post(host, "/kafka/publish", r#"{"data": {}}"#).await;
+    assert_eq!(status, 400);
+    let (status, flushed) = post(host, "/kafka/flush", "").await;
+    assert_eq!((status, flushed), (200, json!({ "status": "flushed" })));
+
+    // The consumer route stores the events in PostgreSQL.
+    let (client, connection) = tokio_postgres::connect(
+        &format!(
+            "host=127.0.0.1 port={} user=timeservice password=timeservice dbname=time_events",
+            common::pg_port()
+        ),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    eventually(VISIBLE_WITHIN, "the events in PostgreSQL", || async {
+        let custom = client
+            .query_one(
+                "SELECT count(*) FROM custom_events WHERE data->>'marker' = $1",
+                &[&marker],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0);
+        let requests = client
+            .query_one(
+                "SELECT count(*) FROM http_requests r JOIN http_responses s USING (request_id) \
+                 WHERE r.user_agent = 'pipeline-test' AND s.status_code = 200",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0);
+        (custom == 1 && requests >= 1).then_some(())
+    })
+    .await;
+    let errors = client
+        .query_one(
+            "SELECT count(*) FROM errors WHERE path = '/kafka/publish'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get::<_, i64>(0);
+    assert!(
+        errors >= 1,
+        "the 400 of /kafka/publish was recorded as an error event"
+    );
+}
+
+#[tokio::test]
+async fn time_service_works_with_kafka_and_the_bridge_down() {
+    let mut pipeline = Pipeline::start();
+    pipeline.broker.stop();
+    let host = &pipeline.host;
+    let (status, meta) = eventually(Duration::from_secs(20), "NOT UP", || async {
+        let (status, meta) = get_json(host, "/time-service/").await;
+        (meta["kafka_status"] == "NOT UP").then_some((status, meta))
+    })
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(meta["message"], "Hello, Kafka is NOT UP");
+    assert_eq!(get_json(host, "/kafka/status").await.0, 503);
+    let (status, _) = post(host, "/kafka/publish", r#"{"event_type": "x"}"#).await;
+    assert_eq!(status, 503);
+
+    pipeline.bridge.stop();
+    let (status, meta) = get_json(host, "/time-service/").await;
+    assert_eq!((status, &meta["kafka_status"]), (200, &json!("NOT UP")));
+    assert_eq!(get_json(host, "/healthz").await.0, 200);
+}

@@ -1,0 +1,294 @@
+//! The bridge's configuration: a TOML file (`kafka-bridge.toml` at the project root is the
+//! application's), with the deployment-specific values overridable from the environment.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the bridge's HTTP API listens (`KAFKA_BRIDGE_LISTEN`).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Where the components' delivery routes are served (`KAFKA_BRIDGE_COMPONENTS_URL`): the
+    /// Spin application's base URL, joined with each subscription's `route`.
+    #[serde(default = "default_components_url")]
+    pub components_url: String,
+    /// The secret components send, and the bridge sends back, as `Authorization: Bearer …`.
+    /// Never in the file: `KAFKA_BRIDGE_SECRET` only.
+    #[serde(skip)]
+    pub secret: String,
+    pub kafka: KafkaConfig,
+    #[serde(default)]
+    pub mongodb: MongoConfig,
+    #[serde(default, rename = "subscription")]
+    pub subscriptions: Vec<Subscription>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers (`KAFKA_BROKERS`), comma separated.
+    pub brokers: String,
+    /// How long a produce may wait for the broker's acknowledgement before it is a 503.
+    #[serde(default = "default_produce_timeout_ms")]
+    pub produce_timeout_ms: u64,
+    /// Consumer group session timeout; short in tests so a restarted consumer rejoins quickly.
+    #[serde(default = "default_session_timeout_ms")]
+    pub session_timeout_ms: u64,
+    /// Topics the bridge creates at start-up and the only ones components may produce to.
+    #[serde(rename = "topic")]
+    pub topics: Vec<Topic>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topic {
+    pub name: String,
+    #[serde(default = "default_partitions")]
+    pub partitions: i32,
+    #[serde(default = "default_replication")]
+    pub replication: i32,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MongoConfig {
+    /// Connection string (`MONGODB_URI`); without it the MongoDB API answers 503.
+    #[serde(default)]
+    pub uri: Option<String>,
+    /// The only collections the API serves.
+    #[serde(default, rename = "collection")]
+    pub collections: Vec<Collection>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Collection {
+    pub database: String,
+    pub name: String,
+    /// The field identifying a document: a unique index on it makes inserts idempotent.
+    pub key: String,
+    /// Further single-field ascending indexes.
+    #[serde(default)]
+    pub indexes: Vec<String>,
+}
+
+/// Messages of `topic`, read as consumer group `group`, delivered to the component `route`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subscription {
+    pub topic: String,
+    pub group: String,
+    /// A path on `components_url`, or an absolute URL.
+    pub route: String,
+    /// Where messages go after `max_attempts` rejections (created at start-up).
+    pub dead_letter_topic: String,
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// Messages delivered per request at most.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// How long a batch waits for more messages once it has one.
+    #[serde(default = "default_batch_linger_ms")]
+    pub batch_linger_ms: u64,
+}
+
+impl Subscription {
+    pub fn url(&self, components_url: &str) -> String {
+        if self.route.starts_with("http://") || self.route.starts_with("https://") {
+            self.route.clone()
+        } else {
+            format!("{}{}", components_url.trim_end_matches('/'), self.route)
+        }
+    }
+
+    pub fn batch_linger(&self) -> Duration {
+        Duration::from_millis(self.batch_linger_ms)
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:3100".into()
+}
+fn default_components_url() -> String {
+    "http://127.0.0.1:3000".into()
+}
+fn default_produce_timeout_ms() -> u64 {
+    5_000
+}
+fn default_session_timeout_ms() -> u64 {
+    10_000
+}
+fn default_partitions() -> i32 {
+    3
+}
+fn default_replication() -> i32 {
+    1
+}
+fn default_max_attempts() -> u32 {
+    5
+}
+fn default_batch_size() -> usize {
+    500
+}
+fn default_batch_linger_ms() -> u64 {
+    2
+}
+
+/// The environment variables that override the file, by name.
+pub trait Environment {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Environment for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl Config {
+    /// Reads `path`, applies the environment, and checks the result.
+    pub fn load(path: &Path, env: &impl Environment) -> anyhow::Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Self::parse(&text, env).with_context(|| format!("in {}", path.display()))
+    }
+
+    pub fn parse(text: &str, env: &impl Environment) -> anyhow::Result<Self> {
+        let mut config: Config = toml::from_str(text)?;
+        if let Some(listen) = env.var("KAFKA_BRIDGE_LISTEN") {
+            config.listen = listen;
+        }
+        if let Some(url) = env.var("KAFKA_BRIDGE_COMPONENTS_URL") {
+            config.components_url = url;
+        }
+        if let Some(brokers) = env.var("KAFKA_BROKERS") {
+            config.kafka.brokers = brokers;
+        }
+        if let Some(uri) = env.var("MONGODB_URI") {
+            config.mongodb.uri = Some(uri);
+        }
+        config.secret = env
+            .var("KAFKA_BRIDGE_SECRET")
+            .context("KAFKA_BRIDGE_SECRET is not set: components and the bridge authenticate each other with it")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let topics: BTreeSet<&str> = self.kafka.topics.iter().map(|t| t.name.as_str()).collect();
+        for topic in &self.kafka.topics {
+            if topic.partitions < 1 || topic.replication < 1 {
+                bail!(
+                    "topic `{}`: partitions and replication must be at least 1",
+                    topic.name
+                );
+            }
+        }
+        for sub in &self.subscriptions {
+            for name in [&sub.topic, &sub.dead_letter_topic] {
+                if !topics.contains(name.as_str()) {
+                    bail!(
+                        "subscription of group `{}`: topic `{name}` is not declared in [[kafka.topic]]",
+                        sub.group
+                    );
+                }
+            }
+            if sub.max_attempts == 0 || sub.batch_size == 0 {
+                bail!(
+                    "subscription of group `{}`: max_attempts and batch_size must be at least 1",
+                    sub.group
+                );
+            }
+        }
+        for collection in &self.mongodb.collections {
+            for field in std::iter::once(&collection.key).chain(&collection.indexes) {
+                crate::mongo::check_field_name(field).map_err(|problem| {
+                    anyhow::anyhow!(
+                        "collection `{}.{}`: index field `{field}`: {problem}",
+                        collection.database,
+                        collection.name
+                    )
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn collection(&self, database: &str, name: &str) -> Option<&Collection> {
+        self.mongodb
+            .collections
+            .iter()
+            .find(|c| c.database == database && c.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    impl Environment for HashMap<&str, &str> {
+        fn var(&self, name: &str) -> Option<String> {
+            self.get(name).map(|v| v.to_string())
+        }
+    }
+
+    const FILE: &str = r#"
+        [kafka]
+        brokers = "kafka:9092"
+        [[kafka.topic]]
+        name = "purchases"
+        [[kafka.topic]]
+        name = "purchases.dead-letter"
+        partitions = 1
+        [[subscription]]
+        topic = "purchases"
+        group = "purchase-consumer-group"
+        route = "/deliver"
+        dead_letter_topic = "purchases.dead-letter"
+    "#;
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let env = HashMap::from([
+            ("KAFKA_BRIDGE_SECRET", "s3cret"),
+            ("KAFKA_BROKERS", "127.0.0.1:19092"),
+        ]);
+        let config = Config::parse(FILE, &env).unwrap();
+        assert_eq!(config.kafka.brokers, "127.0.0.1:19092");
+        assert_eq!(config.secret, "s3cret");
+        assert_eq!(config.kafka.topics[0].partitions, 3);
+        assert_eq!(
+            config.subscriptions[0].url("http://app:80/"),
+            "http://app:80/deliver"
+        );
+    }
+
+    #[test]
+    fn secret_is_required() {
+        let error = Config::parse(FILE, &HashMap::new()).unwrap_err();
+        assert!(format!("{error:#}").contains("KAFKA_BRIDGE_SECRET"));
+    }
+
+    #[test]
+    fn subscriptions_name_declared_topics() {
+        let file = FILE.replace(
+            "dead_letter_topic = \"purchases.dead-letter\"",
+            "dead_letter_topic = \"dlq\"",
+        );
+        let env = HashMap::from([("KAFKA_BRIDGE_SECRET", "s")]);
+        let error = Config::parse(&file, &env).unwrap_err().to_string();
+        assert!(error.contains("`dlq` is not declared"), "{error}");
+    }
+}

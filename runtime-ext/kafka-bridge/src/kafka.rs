@@ -1,0 +1,192 @@
+//! What the producer and the consumers share: client settings, the broker connection state
+//! learnt from librdkafka's statistics and errors, and topic creation at start-up.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use rdkafka::ClientContext;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::ConsumerContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::statistics::Statistics;
+
+use crate::config::{KafkaConfig, Topic};
+use crate::metrics::Metrics;
+
+/// How often librdkafka reports statistics: broker states and consumer lag.
+const STATISTICS_INTERVAL: Duration = Duration::from_secs(1);
+/// Upper bound of librdkafka's reconnect backoff, so a restarted broker is found within a second.
+const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Whether any broker connection is up, as far as librdkafka has told us.
+pub struct BrokerState {
+    state: AtomicU8,
+    /// Signalled when the brokers come back after being down.
+    reconnected: Notify,
+}
+
+const UNKNOWN: u8 = 0;
+const UP: u8 = 1;
+const DOWN: u8 = 2;
+
+impl Default for BrokerState {
+    fn default() -> Self {
+        Self {
+            state: AtomicU8::new(UNKNOWN),
+            reconnected: Notify::new(),
+        }
+    }
+}
+
+impl BrokerState {
+    /// True once librdkafka reported that no broker is reachable, until one is again:
+    /// producing would only wait for the timeout.
+    pub fn known_down(&self) -> bool {
+        self.state.load(Ordering::Relaxed) == DOWN
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.state.load(Ordering::Relaxed) == UP
+    }
+
+    /// Waits until the brokers are reachable again after an outage.
+    pub async fn reconnected(&self) {
+        self.reconnected.notified().await
+    }
+
+    fn set(&self, up: bool, metrics: &Metrics) {
+        let previous = self
+            .state
+            .swap(if up { UP } else { DOWN }, Ordering::Relaxed);
+        metrics.kafka_up.set(i64::from(up));
+        if up && previous == DOWN {
+            self.reconnected.notify_one();
+        }
+    }
+}
+
+/// The librdkafka callbacks of every client the bridge makes.
+#[derive(Clone)]
+pub struct BridgeContext {
+    pub metrics: Arc<Metrics>,
+    /// Set from the producer's callbacks only: the consumers' connections say nothing new.
+    pub brokers: Option<Arc<BrokerState>>,
+    /// The consumer group, for the lag gauge.
+    pub group: Option<String>,
+}
+
+impl ClientContext for BridgeContext {
+    fn stats(&self, statistics: Statistics) {
+        if let Some(brokers) = &self.brokers {
+            let up = statistics
+                .brokers
+                .values()
+                .any(|b| b.nodeid >= 0 && b.state == "UP");
+            brokers.set(up, &self.metrics);
+        }
+        if let Some(group) = &self.group {
+            for (name, topic) in &statistics.topics {
+                for (partition, stats) in &topic.partitions {
+                    if *partition >= 0 && stats.consumer_lag >= 0 {
+                        self.metrics
+                            .consumer_lag
+                            .with_label_values(&[group, name, &partition.to_string()])
+                            .set(stats.consumer_lag);
+                    }
+                }
+            }
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if let (Some(brokers), KafkaError::Global(RDKafkaErrorCode::AllBrokersDown)) =
+            (&self.brokers, &error)
+        {
+            brokers.set(false, &self.metrics);
+        }
+        tracing::warn!(%error, reason, "kafka client error");
+    }
+}
+
+impl ConsumerContext for BridgeContext {}
+
+/// Settings every client shares.
+pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &kafka.brokers)
+        .set(
+            "statistics.interval.ms",
+            STATISTICS_INTERVAL.as_millis().to_string(),
+        )
+        .set(
+            "reconnect.backoff.max.ms",
+            RECONNECT_BACKOFF_MAX.as_millis().to_string(),
+        );
+    config
+}
+
+/// Creates `topics` that do not exist yet, retrying until the brokers answer: production
+/// clusters often disable auto-creation, and the bridge may start before Kafka.
+/// [`keep_topics`] runs it again whenever the brokers come back.
+pub async fn create_topics(kafka: &KafkaConfig, topics: &[Topic]) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = client_config(kafka).create()?;
+    let new_topics: Vec<NewTopic> = topics
+        .iter()
+        .map(|t| {
+            NewTopic::new(
+                &t.name,
+                t.partitions,
+                TopicReplication::Fixed(t.replication),
+            )
+        })
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(5)));
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match admin.create_topics(&new_topics, &options).await {
+            Ok(results) => {
+                let mut pending = false;
+                for result in results {
+                    match result {
+                        Ok(name) => tracing::info!(topic = name, "created topic"),
+                        Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                            tracing::debug!(topic = name, "topic exists")
+                        }
+                        Err((name, code)) => {
+                            tracing::warn!(topic = name, %code, "creating topic failed; retrying");
+                            pending = true;
+                        }
+                    }
+                }
+                if !pending {
+                    return Ok(());
+                }
+            }
+            Err(error) => tracing::warn!(%error, "creating topics failed; retrying"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Creates the topics now, signals `created`, and again after every broker outage: a
+/// rebuilt cluster (or one that lost its state) gets its topics back before producers need them.
+pub async fn keep_topics(
+    kafka: KafkaConfig,
+    brokers: std::sync::Arc<BrokerState>,
+    created: tokio::sync::oneshot::Sender<()>,
+) -> anyhow::Result<()> {
+    create_topics(&kafka, &kafka.topics).await?;
+    let _ = created.send(());
+    loop {
+        brokers.reconnected().await;
+        tracing::info!("brokers are back; making sure the topics exist");
+        create_topics(&kafka, &kafka.topics).await?;
+    }
+}

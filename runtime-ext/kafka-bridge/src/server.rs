@@ -1,0 +1,86 @@
+//! The HTTP API. Everything under `/v1` needs `Authorization: Bearer <KAFKA_BRIDGE_SECRET>`;
+//! `/health` and `/metrics` are open, for probes and Prometheus.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
+use crate::{Bridge, mongo, produce};
+
+pub fn router(bridge: Arc<Bridge>) -> Router {
+    let api = Router::new()
+        .route("/v1/topics/{topic}/messages", post(produce::produce))
+        .route("/v1/kafka/status", get(produce::status))
+        .route("/v1/flush", post(produce::flush))
+        .route(
+            "/v1/mongo/{database}/{collection}/insert",
+            post(mongo::insert),
+        )
+        .route("/v1/mongo/{database}/{collection}/find", post(mongo::find))
+        .route(
+            "/v1/mongo/{database}/{collection}/count",
+            post(mongo::count),
+        )
+        .route("/v1/mongo/{database}/{collection}/sum", post(mongo::sum))
+        .route_layer(middleware::from_fn_with_state(bridge.clone(), authenticate));
+    Router::new()
+        .merge(api)
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .with_state(bridge)
+}
+
+pub async fn serve(bridge: Arc<Bridge>, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+    tracing::info!(address = %listener.local_addr()?, "kafka-bridge listening");
+    axum::serve(listener, router(bridge)).await?;
+    Ok(())
+}
+
+/// Lets a request through only with the shared secret, compared in constant time.
+async fn authenticate(State(bridge): State<Arc<Bridge>>, request: Request, next: Next) -> Response {
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match token {
+        Some(token) if bool::from(token.as_bytes().ct_eq(bridge.config.secret.as_bytes())) => {
+            next.run(request).await
+        }
+        _ => ApiError::unauthorized().into_response(),
+    }
+}
+
+/// The bridge answers; Kafka's and MongoDB's state, as last seen, for information.
+async fn health(State(bridge): State<Arc<Bridge>>) -> Json<Value> {
+    let mongodb = match &bridge.mongo {
+        None => "not configured",
+        Some(client) if mongo::ping(client).await => "connected",
+        Some(_) => "disconnected",
+    };
+    bridge
+        .metrics
+        .mongodb_up
+        .set(i64::from(mongodb == "connected"));
+    let kafka = if bridge.brokers.is_up() {
+        "UP"
+    } else {
+        "NOT UP"
+    };
+    Json(json!({ "status": "healthy", "kafka": kafka, "mongodb": mongodb }))
+}
+
+async fn metrics(State(bridge): State<Arc<Bridge>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        bridge.metrics.render(),
+    )
+}

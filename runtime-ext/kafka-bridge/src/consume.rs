@@ -39,8 +39,48 @@ const CONSUMER_ERROR_PAUSE: Duration = Duration::from_millis(500);
 pub const DEAD_LETTER_REASON: &str = "dead-letter-reason";
 const DEAD_LETTER_ORIGIN: &str = "dead-letter-origin";
 
-/// Runs `subscription` until the process ends.
+/// Runs `subscription` until the process ends. After a broker outage the consumer is made
+/// anew: a cluster that lost its state would otherwise be read from stale positions; one that
+/// kept it resumes from the committed offsets (uncommitted messages come again, harmlessly).
 pub async fn run(bridge: Arc<Bridge>, subscription: Subscription) -> anyhow::Result<()> {
+    let mut recoveries = bridge.brokers.recoveries();
+    let delivery = Delivery {
+        url: subscription.url(&bridge.config.components_url),
+        labels: [subscription.group.clone(), subscription.topic.clone()],
+        bridge: bridge.clone(),
+        subscription,
+    };
+    tracing::info!(
+        topic = delivery.subscription.topic,
+        group = delivery.subscription.group,
+        url = delivery.url,
+        "subscription started"
+    );
+    loop {
+        let consumer = consumer(&bridge, &delivery.subscription)?;
+        loop {
+            tokio::select! {
+                batch = next_batch(&consumer, &delivery.subscription) => {
+                    delivery.process(&batch).await;
+                    commit(&consumer, &batch);
+                }
+                _ = recoveries.changed() => break,
+            }
+        }
+        tracing::info!(
+            group = delivery.subscription.group,
+            "brokers are back: renewing the consumer"
+        );
+        // Closing a consumer may wait for the group coordinator: not on an async worker.
+        tokio::task::spawn_blocking(move || drop(consumer));
+    }
+}
+
+/// A consumer of the subscription's topic in its group, committing only explicitly.
+fn consumer(
+    bridge: &Arc<Bridge>,
+    subscription: &Subscription,
+) -> anyhow::Result<StreamConsumer<BridgeContext>> {
     let kafka = &bridge.config.kafka;
     let context = BridgeContext {
         metrics: bridge.metrics.clone(),
@@ -58,23 +98,7 @@ pub async fn run(bridge: Arc<Bridge>, subscription: Subscription) -> anyhow::Res
         )
         .create_with_context(context)?;
     consumer.subscribe(&[&subscription.topic])?;
-    let delivery = Delivery {
-        url: subscription.url(&bridge.config.components_url),
-        labels: [subscription.group.clone(), subscription.topic.clone()],
-        bridge: bridge.clone(),
-        subscription,
-    };
-    tracing::info!(
-        topic = delivery.subscription.topic,
-        group = delivery.subscription.group,
-        url = delivery.url,
-        "subscription started"
-    );
-    loop {
-        let batch = next_batch(&consumer, &delivery.subscription).await;
-        delivery.process(&batch).await;
-        commit(&consumer, &batch);
-    }
+    Ok(consumer)
 }
 
 /// Waits for one message, then takes whatever else arrives within the linger time.
@@ -323,7 +347,7 @@ impl Delivery {
             if let Some(key) = message.key() {
                 record = record.key(key);
             }
-            match self.bridge.producer.send(record, Duration::ZERO).await {
+            match self.bridge.producer().send(record, Duration::ZERO).await {
                 Ok(_) => break,
                 Err((error, _)) => {
                     tracing::warn!(%error, "dead-lettering failed; retrying");

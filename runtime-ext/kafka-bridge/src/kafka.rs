@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use tokio::sync::watch;
 
 use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -26,8 +26,8 @@ const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Whether any broker connection is up, as far as librdkafka has told us.
 pub struct BrokerState {
     state: AtomicU8,
-    /// Signalled when the brokers come back after being down.
-    reconnected: Notify,
+    /// Counts the times the brokers came back after being down.
+    recoveries: watch::Sender<u64>,
 }
 
 const UNKNOWN: u8 = 0;
@@ -38,7 +38,7 @@ impl Default for BrokerState {
     fn default() -> Self {
         Self {
             state: AtomicU8::new(UNKNOWN),
-            reconnected: Notify::new(),
+            recoveries: watch::Sender::new(0),
         }
     }
 }
@@ -54,18 +54,19 @@ impl BrokerState {
         self.state.load(Ordering::Relaxed) == UP
     }
 
-    /// Waits until the brokers are reachable again after an outage.
-    pub async fn reconnected(&self) {
-        self.reconnected.notified().await
+    /// Changes each time the brokers are reachable again after an outage.
+    pub fn recoveries(&self) -> watch::Receiver<u64> {
+        self.recoveries.subscribe()
     }
 
-    fn set(&self, up: bool, metrics: &Metrics) {
+    /// Records what librdkafka or a probe found.
+    pub fn set(&self, up: bool, metrics: &Metrics) {
         let previous = self
             .state
             .swap(if up { UP } else { DOWN }, Ordering::Relaxed);
         metrics.kafka_up.set(i64::from(up));
         if up && previous == DOWN {
-            self.reconnected.notify_one();
+            self.recoveries.send_modify(|count| *count += 1);
         }
     }
 }
@@ -133,7 +134,7 @@ pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
 
 /// Creates `topics` that do not exist yet, retrying until the brokers answer: production
 /// clusters often disable auto-creation, and the bridge may start before Kafka.
-/// [`keep_topics`] runs it again whenever the brokers come back.
+/// The bridge runs it again whenever the brokers come back (see `recover_after_outages`).
 pub async fn create_topics(kafka: &KafkaConfig, topics: &[Topic]) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = client_config(kafka).create()?;
     let new_topics: Vec<NewTopic> = topics
@@ -172,21 +173,5 @@ pub async fn create_topics(kafka: &KafkaConfig, topics: &[Topic]) -> anyhow::Res
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
-}
-
-/// Creates the topics now, signals `created`, and again after every broker outage: a
-/// rebuilt cluster (or one that lost its state) gets its topics back before producers need them.
-pub async fn keep_topics(
-    kafka: KafkaConfig,
-    brokers: std::sync::Arc<BrokerState>,
-    created: tokio::sync::oneshot::Sender<()>,
-) -> anyhow::Result<()> {
-    create_topics(&kafka, &kafka.topics).await?;
-    let _ = created.send(());
-    loop {
-        brokers.reconnected().await;
-        tracing::info!("brokers are back; making sure the topics exist");
-        create_topics(&kafka, &kafka.topics).await?;
     }
 }

@@ -25,7 +25,7 @@ pub mod mongo;
 pub mod produce;
 pub mod server;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use config::Config;
 use kafka::{BridgeContext, BrokerState};
@@ -34,7 +34,8 @@ use metrics::Metrics;
 /// Everything the HTTP handlers and the subscriptions share.
 pub struct Bridge {
     pub config: Config,
-    pub producer: produce::BridgeProducer,
+    /// Replaced after a broker outage (see [`recover_after_outages`]); read with [`Bridge::producer`].
+    producer: RwLock<produce::BridgeProducer>,
     pub brokers: Arc<BrokerState>,
     pub mongo: Option<mongodb::Client>,
     /// Connection pool for deliveries to components.
@@ -51,7 +52,7 @@ impl Bridge {
             brokers: Some(brokers.clone()),
             group: None,
         };
-        let producer = produce::producer(&config.kafka, context)?;
+        let producer = RwLock::new(produce::producer(&config.kafka, context)?);
         let mongo = mongo::client(&config.mongodb).await?;
         Ok(Arc::new(Self {
             producer,
@@ -64,25 +65,58 @@ impl Bridge {
     }
 }
 
+impl Bridge {
+    /// The current producer (a cheap handle).
+    pub fn producer(&self) -> produce::BridgeProducer {
+        self.producer
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn renew_producer(&self) -> anyhow::Result<()> {
+        let context = BridgeContext {
+            metrics: self.metrics.clone(),
+            brokers: Some(self.brokers.clone()),
+            group: None,
+        };
+        let fresh = produce::producer(&self.config.kafka, context)?;
+        let stale = std::mem::replace(
+            &mut *self.producer.write().unwrap_or_else(|e| e.into_inner()),
+            fresh,
+        );
+        // Dropping a producer may wait for its threads: not on an async worker.
+        tokio::task::spawn_blocking(move || drop(stale));
+        Ok(())
+    }
+}
+
+/// After every outage: a new producer session (a cluster that lost its state no longer knows
+/// the idempotent producer's id, and would refuse it until the produce timeout), and the
+/// topics again (a rebuilt cluster may not have them). Consumers renew themselves likewise.
+async fn recover_after_outages(bridge: Arc<Bridge>) -> anyhow::Result<()> {
+    let mut recoveries = bridge.brokers.recoveries();
+    while recoveries.changed().await.is_ok() {
+        tracing::info!("brokers are back: renewing the producer, making sure the topics exist");
+        bridge.renew_producer()?;
+        kafka::create_topics(&bridge.config.kafka, &bridge.config.kafka.topics).await?;
+    }
+    Ok(())
+}
+
 /// Serves the API on `listener`, creates topics and indexes, then starts every subscription.
 /// Kafka and MongoDB may be down at start: the API answers 503 until they are up.
 pub async fn run(bridge: Arc<Bridge>, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
     let server = tokio::spawn(server::serve(bridge.clone(), listener));
+    tokio::spawn(produce::probe_while_down(bridge.clone()));
     if let Some(client) = bridge.mongo.clone() {
         tokio::spawn(mongo::create_indexes(
             client,
             bridge.config.mongodb.collections.clone(),
         ));
     }
-    let (created, topics_ready) = tokio::sync::oneshot::channel();
-    let topics = tokio::spawn(kafka::keep_topics(
-        bridge.config.kafka.clone(),
-        bridge.brokers.clone(),
-        created,
-    ));
-    if topics_ready.await.is_err() {
-        return topics.await?;
-    }
+    kafka::create_topics(&bridge.config.kafka, &bridge.config.kafka.topics).await?;
+    tokio::spawn(recover_after_outages(bridge.clone()));
     for subscription in bridge.config.subscriptions.clone() {
         let bridge = bridge.clone();
         tokio::spawn(async move {

@@ -24,6 +24,8 @@ use crate::kafka::{BridgeContext, client_config};
 
 /// How long `GET /v1/kafka/status` waits for the cluster's metadata.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often the brokers are probed while they are down.
+const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 /// How long `POST /v1/flush` waits for queued messages.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -94,6 +96,7 @@ pub async fn produce(
         ));
     }
     let started = Instant::now();
+    let producer = bridge.producer();
     let mut deliveries = Vec::with_capacity(request.messages.len());
     for message in &request.messages {
         let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
@@ -109,7 +112,7 @@ pub async fn produce(
         if let Some(key) = &message.key {
             record = record.key(key);
         }
-        match bridge.producer.send_result(record) {
+        match producer.send_result(record) {
             Ok(delivery) => deliveries.push(delivery),
             Err((error, _)) => {
                 counter("unavailable").inc();
@@ -171,7 +174,7 @@ pub async fn produce(
 /// `GET /v1/kafka/status`: the cluster's brokers and the bridge's topics, fetched now; 503 when
 /// the cluster does not answer.
 pub async fn status(State(bridge): State<Arc<Bridge>>) -> ApiResult<Json<Value>> {
-    let producer = bridge.producer.clone();
+    let producer = bridge.producer();
     let metadata = tokio::task::spawn_blocking(move || {
         producer
             .client()
@@ -206,10 +209,35 @@ pub async fn status(State(bridge): State<Arc<Bridge>>) -> ApiResult<Json<Value>>
 /// `POST /v1/flush`: waits until every queued message is acknowledged; 503 if some are not
 /// within the flush timeout.
 pub async fn flush(State(bridge): State<Arc<Bridge>>) -> ApiResult<Json<Value>> {
-    let producer = bridge.producer.clone();
+    let producer = bridge.producer();
     tokio::task::spawn_blocking(move || producer.flush(Timeout::After(FLUSH_TIMEOUT)))
         .await
         .map_err(|e| ApiError::unavailable(format!("flush: {e}")))?
         .map_err(|e| ApiError::unavailable(format!("Kafka flush incomplete: {e}")))?;
     Ok(Json(json!({ "status": "flushed" })))
+}
+
+/// While the brokers are known to be down, asks them for metadata every [`PROBE_INTERVAL`]:
+/// librdkafka connects on demand, and a producer refusing requests at once would otherwise
+/// never try again. The first answer marks them up (and wakes topic re-creation).
+pub async fn probe_while_down(bridge: Arc<Bridge>) {
+    loop {
+        tokio::time::sleep(PROBE_INTERVAL).await;
+        if !bridge.brokers.known_down() {
+            continue;
+        }
+        let producer = bridge.producer();
+        let answered = tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(None, Timeout::After(PROBE_INTERVAL))
+                .is_ok()
+        })
+        .await
+        .unwrap_or(false);
+        if answered {
+            tracing::info!("brokers answer again");
+            bridge.brokers.set(true, &bridge.metrics);
+        }
+    }
 }

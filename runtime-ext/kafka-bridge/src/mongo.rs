@@ -22,6 +22,9 @@ use crate::error::{ApiError, ApiResult};
 
 /// How long an operation waits for a reachable server before it is a 503.
 const SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one API operation may take before it is a 503 (a hung server must not hang the
+/// component's request, nor the consumer's delivery).
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
 /// The server's error code for a duplicate key.
 const DUPLICATE_KEY: i32 = 11000;
 /// `find` returns at most this many documents.
@@ -154,7 +157,11 @@ pub async fn insert(
         })?);
     }
     let total = documents.len();
-    let result = collection.insert_many(documents).ordered(false).await;
+    let result = bridge
+        .bounded(&name, "insert", async {
+            collection.insert_many(documents).ordered(false).await
+        })
+        .await?;
     let existing = match result {
         Ok(_) => 0,
         Err(error) => match *error.kind {
@@ -200,17 +207,18 @@ pub async fn find(
         check_field_name(name).map_err(|problem| ApiError::invalid("sort", problem))?;
         sort.insert(name, order);
     }
-    let found: Result<Vec<Document>, _> = async {
-        collection
-            .find(filter)
-            .projection(doc! { "_id": 0 })
-            .sort(sort)
-            .limit(limit)
-            .await?
-            .try_collect()
-            .await
-    }
-    .await;
+    let found: Result<Vec<Document>, _> = bridge
+        .bounded(&name, "find", async {
+            collection
+                .find(filter)
+                .projection(doc! { "_id": 0 })
+                .sort(sort)
+                .limit(limit)
+                .await?
+                .try_collect()
+                .await
+        })
+        .await?;
     let documents = found.map_err(|e| bridge.mongo_failure(&name, "find", e))?;
     bridge.mongo_succeeded(&name, "find");
     let documents: Vec<Value> = documents
@@ -228,9 +236,12 @@ pub async fn count(
 ) -> ApiResult<Json<Value>> {
     let Json(request) = body?;
     let (collection, _) = bridge.collection(&database, &name, "count")?;
-    let count = collection
-        .count_documents(filter(request.filter)?)
-        .await
+    let filter = filter(request.filter)?;
+    let count = bridge
+        .bounded(&name, "count", async {
+            collection.count_documents(filter).await
+        })
+        .await?
         .map_err(|e| bridge.mongo_failure(&name, "count", e))?;
     bridge.mongo_succeeded(&name, "count");
     Ok(Json(json!({ "count": count })))
@@ -253,8 +264,11 @@ pub async fn sum(
             "count": { "$sum": 1 },
         } },
     ];
-    let groups: Result<Vec<Document>, _> =
-        async { collection.aggregate(pipeline).await?.try_collect().await }.await;
+    let groups: Result<Vec<Document>, _> = bridge
+        .bounded(&name, "sum", async {
+            collection.aggregate(pipeline).await?.try_collect().await
+        })
+        .await?;
     let groups = groups.map_err(|e| bridge.mongo_failure(&name, "sum", e))?;
     bridge.mongo_succeeded(&name, "sum");
     let (sum, count) = groups
@@ -323,6 +337,24 @@ impl Bridge {
             client.database(database).collection(name),
             config.key.clone(),
         ))
+    }
+
+    /// Runs `work` within [`OPERATION_TIMEOUT`]; past it, MongoDB is unavailable (503).
+    async fn bounded<T>(
+        &self,
+        collection: &str,
+        operation: &str,
+        work: impl Future<Output = mongodb::error::Result<T>>,
+    ) -> ApiResult<mongodb::error::Result<T>> {
+        tokio::time::timeout(OPERATION_TIMEOUT, work)
+            .await
+            .map_err(|_| {
+                self.metrics.mongodb_up.set(0);
+                self.count_mongo(collection, operation, "unavailable");
+                ApiError::unavailable(format!(
+                    "MongoDB unavailable: no answer within {OPERATION_TIMEOUT:?}"
+                ))
+            })
     }
 
     fn count_mongo(&self, collection: &str, operation: &str, result: &str) {

@@ -49,4 +49,4 @@ target/release/kafka-pipeline-bench --app "http://127.0.0.1:$app_port" \
     --bridge "http://127.0.0.1:$bridge_port" --secret "$secret" --brokers "127.0.0.1:$kafka_port" \
     --seconds "$seconds" --rate "$rate"
 echo "bridge metrics:"
-curl -s "http://127.0.0.1:$bridge_port/metrics" | grep -E '^kafka_bridge_(dead_lettered|retries|deliveries)_total' || true
+curl -s "http://127.0.0.1:$bridge_port/metrics" | grep -E '^kafka_bridge_((dead_lettered|retries|deliveries)_total|delivery_latency_seconds_(sum|count))' || true

@@ -67,6 +67,8 @@ pub struct AppRuntime {
     options: RuntimeOptions,
     /// Where the server listens; request URLs use it when a client sends no `Host`.
     listen_addr: SocketAddr,
+    /// Kept-alive connections for outbound `http://` requests, shared by every component.
+    pub(crate) http_pool: crate::outbound::HttpPool,
     /// Staged `files`; deleted when the app stops.
     _staging: tempfile::TempDir,
 }
@@ -182,6 +184,7 @@ impl AppRuntime {
             router,
             options,
             listen_addr,
+            http_pool: crate::outbound::http_pool(),
             _staging: staging,
         }))
     }

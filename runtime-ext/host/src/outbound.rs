@@ -7,9 +7,13 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use http_body_util::BodyExt;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::app::AppRuntime;
@@ -192,6 +196,52 @@ impl AllowedHosts {
     }
 }
 
+/// How long a pooled connection may stay idle before it is closed.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connect timeout of pooled connections (a request's own `connect-timeout` cannot apply to a
+/// connection that may already exist).
+const POOL_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// wasi:http's default when a request sets no first-byte timeout.
+const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Kept-alive HTTP/1 connections for outbound `http://` requests, as Spin pools them: a
+/// component calling the same service per request reuses connections instead of dialling.
+pub type HttpPool = Client<HttpConnector, WasiBody>;
+
+pub fn http_pool() -> HttpPool {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(POOL_CONNECT_TIMEOUT));
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .build(connector)
+}
+
+/// Sends `request` over a pooled connection.
+fn send_pooled(
+    pool: HttpPool,
+    request: http::Request<WasiBody>,
+    options: Option<RequestOptions>,
+) -> SendFuture {
+    let first_byte_timeout = options
+        .and_then(|o| o.first_byte_timeout)
+        .unwrap_or(DEFAULT_FIRST_BYTE_TIMEOUT);
+    Box::new(async move {
+        let response = tokio::time::timeout(first_byte_timeout, pool.request(request))
+            .await
+            .map_err(|_| HttpError::ConnectionReadTimeout)?
+            .map_err(|e| {
+                if e.is_connect() {
+                    HttpError::ConnectionRefused
+                } else {
+                    HttpError::InternalError(Some(format!("{e:#}")))
+                }
+            })?;
+        let response = response.map(|body| body.map_err(HttpError::from).boxed_unsync());
+        Ok((response, Box::new(async { Ok(()) }) as IoFuture))
+    })
+}
+
 /// A future reporting the I/O outcome of a request or response body.
 type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
 type SendFuture =
@@ -239,6 +289,9 @@ impl WasiHttpHooks for Outbound {
                 let response = app.chain(&target, request).await?;
                 Ok((response, Box::new(async { Ok(()) }) as IoFuture))
             });
+        }
+        if scheme == "http" {
+            return send_pooled(self.app.http_pool.clone(), request, options);
         }
         Box::new(async move {
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;

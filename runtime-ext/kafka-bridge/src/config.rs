@@ -41,6 +41,10 @@ pub struct KafkaConfig {
     /// Consumer group session timeout; short in tests so a restarted consumer rejoins quickly.
     #[serde(default = "default_session_timeout_ms")]
     pub session_timeout_ms: u64,
+    /// Longest a consumer's fetch waits for data (librdkafka's `fetch.wait.max.ms`). Brokers that
+    /// answer only when it expires (tansu does) make it the floor of delivery latency.
+    #[serde(default = "default_fetch_wait_max_ms")]
+    pub fetch_wait_max_ms: u64,
     /// Topics the bridge creates at start-up and the only ones components may produce to.
     #[serde(rename = "topic")]
     pub topics: Vec<Topic>,
@@ -124,6 +128,9 @@ fn default_produce_timeout_ms() -> u64 {
 }
 fn default_session_timeout_ms() -> u64 {
     10_000
+}
+fn default_fetch_wait_max_ms() -> u64 {
+    20
 }
 fn default_partitions() -> i32 {
     3

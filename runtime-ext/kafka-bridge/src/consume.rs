@@ -92,6 +92,7 @@ fn consumer(
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", kafka.session_timeout_ms.to_string())
+        .set("fetch.wait.max.ms", kafka.fetch_wait_max_ms.to_string())
         .set(
             "heartbeat.interval.ms",
             (kafka.session_timeout_ms / 3).to_string(),

@@ -39,12 +39,7 @@ async fn collection() -> ApiResult<Collection> {
 pub async fn save(delivery: &Delivery) -> ApiResult<Value> {
     let mut documents = Vec::with_capacity(delivery.messages.len());
     for message in &delivery.messages {
-        let purchase: Purchase = serde_json::from_value(message.value.clone()).map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("{}: not a purchase: {e}", message.origin(&delivery.topic)),
-            )
-        })?;
+        let purchase: Purchase = message.parse(&delivery.topic, "a purchase")?;
         if !purchase.price.is_finite() || purchase.price < 0.0 {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

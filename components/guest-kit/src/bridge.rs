@@ -54,6 +54,17 @@ impl Delivered {
     pub fn origin(&self, topic: &str) -> String {
         format!("{topic}/{}/{}", self.partition, self.offset)
     }
+
+    /// The value as a `T`; otherwise a 422 naming the message (`what` it should have been), so
+    /// the bridge retries the batch one message at a time and dead-letters this one.
+    pub fn parse<T: for<'de> Deserialize<'de>>(&self, topic: &str, what: &str) -> ApiResult<T> {
+        serde_json::from_value(self.value.clone()).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("{}: not {what}: {e}", self.origin(topic)),
+            )
+        })
+    }
 }
 
 /// A connection to the bridge, from the component's variables.

@@ -14,6 +14,16 @@ pub fn path(request: &Request) -> &str {
     request.uri().path()
 }
 
+/// Header `name` as text; empty when absent or not text.
+pub fn header(request: &Request, name: &str) -> String {
+    request
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// The first value of query parameter `name`, percent-decoded.
 pub fn query_param(request: &Request, name: &str) -> Option<String> {
     let query = request.uri().query()?;

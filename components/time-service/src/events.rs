@@ -62,14 +62,7 @@ pub struct Exchange {
 
 impl Exchange {
     pub fn new(request: &Request, path: &str) -> Self {
-        let header = |name: &str| {
-            request
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned()
-        };
+        let header = |name| guest_kit::request::header(request, name);
         let request_id = new_id();
         Self {
             request: Event::Request {
@@ -187,12 +180,7 @@ pub async fn store(delivery: &Delivery) -> ApiResult<Value> {
     let mut errors = Columns::default();
     let mut custom = Columns::default();
     for message in &delivery.messages {
-        let event: Event = serde_json::from_value(message.value.clone()).map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("{}: not an event: {e}", message.origin(&delivery.topic)),
-            )
-        })?;
+        let event: Event = message.parse(&delivery.topic, "an event")?;
         match event {
             Event::Request {
                 event_id,

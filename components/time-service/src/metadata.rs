@@ -7,14 +7,7 @@ use spin_sdk::http::Request;
 /// The host name and pod IP come from variables (`pod_name`, `pod_ip`; SpinKube sets them from
 /// the pod's fields), as a WebAssembly component cannot ask the operating system.
 pub async fn answer(request: &Request, kafka_up: bool) -> Value {
-    let header = |name: &str| {
-        request
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let header = |name| guest_kit::request::header(request, name);
     let kafka_status = if kafka_up { "UP" } else { "NOT UP" };
     json!({
         "message": format!("Hello, Kafka is {kafka_status}"),

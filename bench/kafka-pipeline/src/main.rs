@@ -4,15 +4,17 @@
 //!
 //! - throughput: `--clients` concurrent `POST /buy` loops for `--seconds`, then until MongoDB
 //!   holds every acknowledged purchase; sustained buys/s = purchases / time until all visible.
-//! - latency: buys at `--rate`/s for `--seconds`; a poller counts the run's stored purchases
-//!   every 2 ms (by `userid`, indexed), and the k-th acknowledged buy counts as visible when the count reaches
-//!   k (purchases are stored in about the order they were bought; 3 partitions may reorder a
-//!   few, which moves single samples, not the distribution).
+//! - latency: buys at `--rate`/s for `--seconds`, each block of `BLOCK` by one user; a poller
+//!   counts the current block's stored purchases every `POLL_INTERVAL` through the `userid`
+//!   index, and the j-th acknowledged buy of a block counts as visible when its count passes j
+//!   (a block is one key, one partition: stored in order).
+//! - store ceiling: batches of 100 purchases inserted through the bridge's MongoDB API alone,
+//!   as fast as they go: what the MongoDB server absorbs, the pipeline's upper bound here.
 //! - per hop: the bridge's produce call (HTTP, ack from the broker) against rdkafka's own
 //!   produce-to-ack time.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -22,6 +24,10 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
+
+/// How often the latency phase counts the stored purchases: the resolution of buy-to-visible,
+/// and a load on the (single-threaded) test MongoDB server, so not more often.
+const POLL_INTERVAL: Duration = Duration::from_millis(10);
 
 #[derive(Parser)]
 struct Args {
@@ -61,6 +67,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Arc::new(Args::parse());
     let run = format!("bench-{}", std::process::id());
     baseline(&args, &run).await?;
+    store_ceiling(&args, &format!("{run}-m")).await?;
     throughput(&args, &format!("{run}-t")).await?;
     latency(&args, &format!("{run}-l")).await?;
     hop(&args).await?;
@@ -153,15 +160,42 @@ async fn baseline(args: &Args, run: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A purchase of the run by one of `users` users (1 for the latency phase, so its poller counts
-/// through the `userid` index instead of scanning the collection, which would slow the server).
-fn buy_body(run: &str, i: u64, users: u64) -> Value {
-    let userid = if users == 1 {
-        run.to_owned()
-    } else {
-        format!("{run}-{}", i % users)
-    };
-    json!({ "username": run, "userid": userid, "price": 1.25 })
+async fn store_ceiling(args: &Args, run: &str) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let mut inserted = 0u64;
+    while started.elapsed() < Duration::from_secs(args.seconds / 2) {
+        let documents: Vec<Value> = (0..100)
+            .map(|i| {
+                json!({
+                    "purchase_id": format!("{run}-{inserted}-{i}"), "username": run,
+                    "userid": format!("{run}-{}", i % 10), "price": 1.25,
+                    "timestamp": "2026-01-01T00:00:00.000000",
+                })
+            })
+            .collect();
+        client
+            .post(format!(
+                "{}/v1/mongo/purchase_db/purchases/insert",
+                args.bridge
+            ))
+            .bearer_auth(&args.secret)
+            .json(&json!({ "documents": documents }))
+            .send()
+            .await?
+            .error_for_status()?;
+        inserted += 100;
+    }
+    println!(
+        "store ceiling: {:.0} purchases/s inserted through the bridge's MongoDB API (batches of 100)",
+        inserted as f64 / started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// A purchase of the run by one of 100 users.
+fn buy_body(run: &str, i: u64) -> Value {
+    json!({ "username": run, "userid": format!("{run}-{}", i % 100), "price": 1.25 })
 }
 
 /// How many of the run's purchases MongoDB holds (`field`: `username` or `userid`).
@@ -207,7 +241,7 @@ async fn throughput(args: &Arc<Args>, run: &str) -> anyhow::Result<()> {
                 while Instant::now() < deadline {
                     let sent = client
                         .post(format!("{}/buy", args.app))
-                        .json(&buy_body(&run, i, 100))
+                        .json(&buy_body(&run, i))
                         .send()
                         .await;
                     match sent {
@@ -242,33 +276,52 @@ async fn throughput(args: &Arc<Args>, run: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Buys per user in the latency phase: the poller counts one small block at a time through the
+/// `userid` index, so counting stays cheap for the (single-threaded) test MongoDB server.
+const BLOCK: u64 = 100;
+
 async fn latency(args: &Arc<Args>, run: &str) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let total = args.rate * args.seconds;
+    let blocks = total.div_ceil(BLOCK);
     let started = Instant::now();
-    let acked_at = Arc::new(std::sync::Mutex::new(Vec::with_capacity(total as usize)));
-    let done = Arc::new(AtomicBool::new(false));
-    // Poller: (time, count) whenever the stored count grows.
+    // Per block: (send, ack) times of its acknowledged buys.
+    let acked_at = Arc::new(std::sync::Mutex::new(vec![Vec::new(); blocks as usize]));
+    let sent_blocks = Arc::new(AtomicU64::new(0));
+    // Poller: per block, (time, count) whenever its stored count grows; one block after another.
     let poller = {
-        let (client, args, run, done) =
-            (client.clone(), args.clone(), run.to_owned(), done.clone());
+        let (client, args, run, acked_at, sent_blocks) = (
+            client.clone(),
+            args.clone(),
+            run.to_owned(),
+            acked_at.clone(),
+            sent_blocks.clone(),
+        );
         tokio::spawn(async move {
-            let mut seen = Vec::new();
-            let mut last = 0;
-            while !done.load(Ordering::Relaxed) {
-                if let Ok(count) = stored(&client, &args, "userid", &run).await
-                    && count > last
-                {
-                    seen.push((started.elapsed(), count));
-                    last = count;
+            let mut seen = vec![Vec::new(); blocks as usize];
+            let mut block = 0;
+            let deadline = started + Duration::from_secs(args.seconds + 60);
+            while block < blocks && Instant::now() < deadline {
+                let userid = format!("{run}-{block}");
+                if let Ok(count) = stored(&client, &args, "userid", &userid).await {
+                    let last = seen[block as usize].last().map_or(0, |&(_, c)| c);
+                    if count > last {
+                        seen[block as usize].push((started.elapsed(), count));
+                    }
+                    let sending_done = sent_blocks.load(Ordering::Relaxed) > block;
+                    let acked = acked_at.lock().unwrap()[block as usize].len() as u64;
+                    if sending_done && count >= acked {
+                        block += 1;
+                        continue;
+                    }
                 }
-                tokio::time::sleep(Duration::from_millis(2)).await;
+                tokio::time::sleep(POLL_INTERVAL).await;
             }
             seen
         })
     };
     let interval = Duration::from_secs_f64(1.0 / args.rate as f64);
-    let mut buys = Vec::with_capacity(total as usize);
+    let mut buys: Vec<Vec<_>> = (0..blocks).map(|_| Vec::new()).collect();
     for i in 0..total {
         tokio::time::sleep_until((started + interval * i as u32).into()).await;
         let (client, args, run, acked_at) = (
@@ -277,48 +330,54 @@ async fn latency(args: &Arc<Args>, run: &str) -> anyhow::Result<()> {
             run.to_owned(),
             acked_at.clone(),
         );
-        buys.push(tokio::spawn(async move {
+        let block = i / BLOCK;
+        buys[block as usize].push(tokio::spawn(async move {
             let sent = started.elapsed();
+            let body =
+                json!({ "username": run, "userid": format!("{run}-{block}"), "price": 1.25 });
             let answer = client
                 .post(format!("{}/buy", args.app))
-                .json(&buy_body(&run, i, 1))
+                .json(&body)
                 .send()
                 .await;
             if answer.is_ok_and(|r| r.status() == 201) {
-                acked_at.lock().unwrap().push((sent, started.elapsed()));
+                acked_at.lock().unwrap()[block as usize].push((sent, started.elapsed()));
             }
         }));
-    }
-    futures::future::join_all(buys).await;
-    let acked = acked_at.lock().unwrap().len() as u64;
-    let wait_until = Instant::now() + Duration::from_secs(60);
-    while stored(&client, args, "userid", run).await? < acked && Instant::now() < wait_until {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    done.store(true, Ordering::Relaxed);
-    let seen = poller.await?;
-    let mut sends = acked_at.lock().unwrap().clone();
-    sends.sort_by_key(|(_, acked)| *acked);
-    let (mut to_visible, mut to_ack) = (Histogram::<u64>::new(3)?, Histogram::<u64>::new(3)?);
-    let mut step = seen.iter();
-    let mut current = step.next();
-    for (k, (sent, acked)) in sends.iter().enumerate() {
-        while let Some((_, count)) = current {
-            if *count > k as u64 {
-                break;
-            }
-            current = step.next();
+        if (i + 1) % BLOCK == 0 || i + 1 == total {
+            // Mark the block sent once all its buys are answered (without holding up sending).
+            let (pending, sent_blocks) = (
+                std::mem::take(&mut buys[block as usize]),
+                sent_blocks.clone(),
+            );
+            tokio::spawn(async move {
+                futures::future::join_all(pending).await;
+                sent_blocks.fetch_max(block + 1, Ordering::Relaxed);
+            });
         }
-        to_ack.record(micros(*acked - *sent)).ok();
-        if let Some((visible, _)) = current {
-            to_visible
-                .record(micros(visible.saturating_sub(*sent)))
-                .ok();
+    }
+    let seen = poller.await?;
+    let acked_at = acked_at.lock().unwrap().clone();
+    let acked: usize = acked_at.iter().map(Vec::len).sum();
+    let (mut to_visible, mut to_ack) = (Histogram::<u64>::new(3)?, Histogram::<u64>::new(3)?);
+    let mut unseen = 0;
+    for (mut sends, seen) in acked_at.into_iter().zip(seen) {
+        // The j-th buy of a block (in acknowledgement order) is visible once its count passes j.
+        sends.sort_by_key(|&(_, acked)| acked);
+        for (j, (sent, acked)) in sends.iter().enumerate() {
+            to_ack.record(micros(*acked - *sent)).ok();
+            match seen.iter().find(|&&(_, count)| count > j as u64) {
+                Some((visible, _)) => {
+                    to_visible
+                        .record(micros(visible.saturating_sub(*sent)))
+                        .ok();
+                }
+                None => unseen += 1,
+            }
         }
     }
     println!(
-        "pipeline at {}/s: {acked} of {total} buys acknowledged",
+        "pipeline at {}/s: {acked} of {total} buys acknowledged, {unseen} not seen stored",
         args.rate
     );
     report(&format!("pipeline buy→201 at {}/s", args.rate), &to_ack);

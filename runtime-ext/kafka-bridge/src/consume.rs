@@ -3,6 +3,8 @@
 //! make the effect exactly-once with an idempotency key.
 //!
 //! What a component's answer means:
+//! Each batch is split by partition, and the partitions are delivered concurrently.
+//!
 //! - 2xx: every message in the batch is done; its offsets are committed.
 //! - 503, 502, 504, 429, no answer: the component's dependency is down, not the messages' fault.
 //!   The same batch is retried with backoff, without limit: the subscription pauses.
@@ -16,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::{StatusCode, header};
+use futures::future::join_all;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::FutureRecord;
@@ -186,17 +189,25 @@ struct Delivered<'a> {
 }
 
 impl Delivery {
+    /// Delivers each partition's messages as one request, the partitions concurrently (order
+    /// holds within a partition, which is all Kafka orders).
     async fn process(&self, batch: &[OwnedMessage]) {
-        let mut deliverable = Vec::with_capacity(batch.len());
+        let mut partitions: BTreeMap<i32, Vec<(&OwnedMessage, &RawValue)>> = BTreeMap::new();
         for message in batch {
             match json_payload(message) {
-                Ok(value) => deliverable.push((message, value)),
+                Ok(value) => partitions
+                    .entry(message.partition())
+                    .or_default()
+                    .push((message, value)),
                 Err(problem) => self.dead_letter(message, problem).await,
             }
         }
-        if !deliverable.is_empty() {
-            self.deliver_with_retries(&deliverable).await;
-        }
+        join_all(
+            partitions
+                .values()
+                .map(|messages| self.deliver_with_retries(messages)),
+        )
+        .await;
     }
 
     /// Delivers until the component accepts, pausing while it is unavailable; on a

@@ -6,8 +6,10 @@ use serde_json::{Map, Value};
 
 /// The fields `POST /buy` requires, in the order the seed's message lists them.
 const REQUIRED: [&str; 3] = ["username", "userid", "price"];
-/// User ids travel in URL paths (`/getAllUserBuys/{userid}`): kept short.
+/// User ids travel in URL paths (`/getAllUserBuys/{userid}`): kept short, without `/`.
 const MAX_ID_LENGTH: usize = 128;
+/// User names are labels, not documents.
+const MAX_NAME_LENGTH: usize = 200;
 
 /// The message published to the `purchases` topic, and the document the management API stores.
 #[derive(Debug, Serialize, PartialEq)]
@@ -39,13 +41,10 @@ pub fn validate(
             format!("Missing required fields: [{}]", listed.join(", ")),
         ));
     }
-    let username = name(body, "username", "Username")?;
-    let userid = name(body, "userid", "User id")?;
-    if userid.chars().count() > MAX_ID_LENGTH {
-        return Err(seed_error(
-            "userid",
-            format!("User id must be at most {MAX_ID_LENGTH} characters"),
-        ));
+    let username = name(body, "username", "Username", MAX_NAME_LENGTH)?;
+    let userid = name(body, "userid", "User id", MAX_ID_LENGTH)?;
+    if userid.contains('/') {
+        return Err(seed_error("userid", "User id must not contain '/'"));
     }
     let price = match &body["price"] {
         Value::Number(n) => n.as_f64(),
@@ -66,9 +65,22 @@ pub fn validate(
     })
 }
 
-fn name(body: &Map<String, Value>, field: &str, label: &str) -> Result<String, ApiError> {
+fn name(
+    body: &Map<String, Value>,
+    field: &str,
+    label: &str,
+    max_chars: usize,
+) -> Result<String, ApiError> {
     match &body[field] {
-        Value::String(s) if !s.trim().is_empty() => Ok(s.clone()),
+        Value::String(s) if s.trim().is_empty() => Err(seed_error(
+            field,
+            format!("{label} must be a non-empty string"),
+        )),
+        Value::String(s) if s.chars().count() > max_chars => Err(seed_error(
+            field,
+            format!("{label} must be at most {max_chars} characters"),
+        )),
+        Value::String(s) => Ok(s.clone()),
         _ => Err(seed_error(
             field,
             format!("{label} must be a non-empty string"),
@@ -134,5 +146,12 @@ mod tests {
             "u".repeat(129)
         );
         assert_eq!(check(&long).unwrap_err().field.as_deref(), Some("userid"));
+        let long = format!(
+            r#"{{"username": "{}", "userid": "u", "price": 1}}"#,
+            "j".repeat(201)
+        );
+        assert_eq!(check(&long).unwrap_err().field.as_deref(), Some("username"));
+        let slash = r#"{"username": "j", "userid": "a/b", "price": 1}"#;
+        assert_eq!(check(slash).unwrap_err().field.as_deref(), Some("userid"));
     }
 }

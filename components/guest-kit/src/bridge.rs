@@ -126,7 +126,7 @@ impl Bridge {
     }
 
     /// Calls the bridge. Its 503s stay 503s; a refused secret is a 503 too (the deployment is
-    /// misconfigured, not the request); anything else unexpected is a 502.
+    /// misconfigured, not the request); its other 4xx are 422s; anything else is a 502.
     pub async fn call<R: for<'de> Deserialize<'de>>(
         &self,
         method: http::Method,
@@ -164,6 +164,12 @@ impl Bridge {
             StatusCode::UNAUTHORIZED => {
                 ApiError::unavailable(format!("kafka-bridge refused our credentials: {message}"))
             }
+            // The bridge refused what we sent (too large, invalid for MongoDB): the content is at
+            // fault, so a 422 — for a delivery, the bridge then isolates and dead-letters it.
+            _ if status.is_client_error() => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("kafka-bridge refused the request ({status}): {message}"),
+            ),
             _ => ApiError::new(
                 StatusCode::BAD_GATEWAY,
                 format!("kafka-bridge answered {status}: {message}"),

@@ -6,7 +6,8 @@
 //! Each batch is split by partition, and the partitions are delivered concurrently.
 //!
 //! - 2xx: every message in the batch is done; its offsets are committed.
-//! - 503, 502, 504, 429, no answer: the component's dependency is down, not the messages' fault.
+//! - 503, 502, 504, 429, no answer: the component's dependency is down, not the messages' fault;
+//!   401, 403, 404, 405: the deployment is not right yet (secret, route), not their fault either.
 //!   The same batch is retried with backoff, without limit: the subscription pauses.
 //! - anything else: a message is bad. The batch is retried one message at a time; a message
 //!   rejected `max_attempts` times goes to the dead-letter topic, and the others go on.
@@ -20,6 +21,7 @@ use std::time::{Duration, Instant};
 use axum::http::{StatusCode, header};
 use futures::future::join_all;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
@@ -60,7 +62,17 @@ pub async fn run(bridge: Arc<Bridge>, subscription: Subscription) -> anyhow::Res
         "subscription started"
     );
     loop {
-        let consumer = consumer(&bridge, &delivery.subscription)?;
+        let consumer = match consumer(&bridge, &delivery.subscription) {
+            Ok(consumer) => consumer,
+            Err(error) => {
+                tracing::error!(
+                    group = delivery.subscription.group,
+                    "cannot create the consumer: {error:#}; retrying"
+                );
+                tokio::time::sleep(MAX_BACKOFF).await;
+                continue;
+            }
+        };
         loop {
             tokio::select! {
                 batch = next_batch(&consumer, &delivery.subscription) => {
@@ -303,12 +315,18 @@ impl Delivery {
                 let status = response.status();
                 let body = response.text().await.unwrap_or_default();
                 let reason = format!("{status}: {}", body.chars().take(500).collect::<String>());
+                // A down dependency, or a deployment that is not right yet (wrong secret, route
+                // not deployed): never the message's fault, so never the dead-letter topic.
                 if matches!(
                     status,
                     StatusCode::SERVICE_UNAVAILABLE
                         | StatusCode::BAD_GATEWAY
                         | StatusCode::GATEWAY_TIMEOUT
                         | StatusCode::TOO_MANY_REQUESTS
+                        | StatusCode::UNAUTHORIZED
+                        | StatusCode::FORBIDDEN
+                        | StatusCode::NOT_FOUND
+                        | StatusCode::METHOD_NOT_ALLOWED
                 ) {
                     Outcome::Unavailable(reason)
                 } else {
@@ -350,17 +368,30 @@ impl Delivery {
                 value: Some(&origin),
             });
         let mut backoff = INITIAL_BACKOFF;
+        let mut payload = message.payload();
         loop {
             let mut record: FutureRecord<'_, [u8], [u8]> =
                 FutureRecord::to(&self.subscription.dead_letter_topic).headers(headers.clone());
-            if let Some(payload) = message.payload() {
+            if let Some(payload) = payload {
                 record = record.payload(payload);
             }
             if let Some(key) = message.key() {
                 record = record.key(key);
             }
-            match self.bridge.producer().send(record, Duration::ZERO).await {
+            let producer = self.bridge.producer();
+            match producer.send(record, Duration::ZERO).await {
                 Ok(_) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge), _))
+                    if payload.is_some() =>
+                {
+                    // The headers grew it past the limit: keep the origin and reason, not the payload.
+                    tracing::warn!(origin, "dead-lettering without the payload: too large");
+                    payload = None;
+                    headers = headers.insert(Header {
+                        key: DEAD_LETTER_REASON,
+                        value: Some("payload omitted: too large for the dead-letter topic"),
+                    });
+                }
                 Err((error, _)) => {
                     tracing::warn!(%error, "dead-lettering failed; retrying");
                     tokio::time::sleep(backoff).await;

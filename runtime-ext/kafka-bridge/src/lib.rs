@@ -58,7 +58,11 @@ impl Bridge {
             producer,
             brokers,
             mongo,
-            http: reqwest::Client::builder().build()?,
+            // A redirect would turn a delivery's POST into a GET whose 2xx commits unprocessed
+            // messages: deliveries go exactly where configured.
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
             metrics,
             config,
         }))
@@ -98,7 +102,9 @@ async fn recover_after_outages(bridge: Arc<Bridge>) -> anyhow::Result<()> {
     let mut recoveries = bridge.brokers.recoveries();
     while recoveries.changed().await.is_ok() {
         tracing::info!("brokers are back: renewing the producer, making sure the topics exist");
-        bridge.renew_producer()?;
+        if let Err(error) = bridge.renew_producer() {
+            tracing::error!("cannot renew the producer: {error:#}");
+        }
         kafka::create_topics(&bridge.config.kafka, &bridge.config.kafka.topics).await?;
     }
     Ok(())

@@ -30,6 +30,11 @@ const DUPLICATE_KEY: i32 = 11000;
 /// `find` returns at most this many documents.
 pub const MAX_FIND_LIMIT: i64 = 10_000;
 const DEFAULT_FIND_LIMIT: i64 = 1_000;
+/// `find` sorts by at most this many fields.
+const MAX_SORT_FIELDS: usize = 4;
+/// Write errors that no retry can fix (BadValue, DocumentValidationFailure, key too large): the
+/// request is refused (400). Any other write error may pass (a step-down, a timeout): 503.
+const PERMANENT_WRITE_ERRORS: [i32; 4] = [2, 121, 10334, 17280];
 
 /// A client for `mongodb.uri` (no connection is made until it is used).
 pub async fn client(config: &MongoConfig) -> anyhow::Result<Option<Client>> {
@@ -197,6 +202,12 @@ pub async fn find(
         return Err(ApiError::invalid(
             "limit",
             format!("must be between 1 and {MAX_FIND_LIMIT}"),
+        ));
+    }
+    if request.sort.len() > MAX_SORT_FIELDS {
+        return Err(ApiError::invalid(
+            "sort",
+            format!("at most {MAX_SORT_FIELDS} fields"),
         ));
     }
     let mut sort = Document::new();
@@ -369,18 +380,28 @@ impl Bridge {
         self.count_mongo(collection, operation, "ok");
     }
 
-    /// A write the server refused for the document's sake is a 400 (the consumer dead-letters
-    /// it eventually); anything else means MongoDB is unavailable: 503.
+    /// A write the server refused for the document's sake is a 400 (the component rejects the
+    /// delivery and the bridge eventually dead-letters it); anything else is a 503.
     fn mongo_failure(
         &self,
         collection: &str,
         operation: &str,
         error: mongodb::error::Error,
     ) -> ApiError {
-        let rejected = matches!(
-            *error.kind,
-            ErrorKind::Write(WriteFailure::WriteError(_)) | ErrorKind::InsertMany(_)
-        );
+        let rejected = match &*error.kind {
+            ErrorKind::Write(WriteFailure::WriteError(e)) => {
+                PERMANENT_WRITE_ERRORS.contains(&e.code)
+            }
+            ErrorKind::InsertMany(failure) => {
+                failure.write_concern_error.is_none()
+                    && failure.write_errors.as_ref().is_some_and(|errors| {
+                        errors
+                            .iter()
+                            .all(|e| PERMANENT_WRITE_ERRORS.contains(&e.code))
+                    })
+            }
+            _ => false,
+        };
         if rejected {
             self.count_mongo(collection, operation, "rejected");
             ApiError::invalid("documents", format!("MongoDB refused the write: {error}"))

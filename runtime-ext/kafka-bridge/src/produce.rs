@@ -10,6 +10,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use futures::future::join_all;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
@@ -114,6 +115,13 @@ pub async fn produce(
         }
         match producer.send_result(record) {
             Ok(delivery) => deliveries.push(delivery),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge), _)) => {
+                counter("rejected").inc();
+                return Err(ApiError {
+                    status: StatusCode::PAYLOAD_TOO_LARGE,
+                    ..ApiError::invalid("messages", "a message is larger than Kafka accepts")
+                });
+            }
             Err((error, _)) => {
                 counter("unavailable").inc();
                 return Err(ApiError::unavailable(format!("Kafka unavailable: {error}")));

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -14,6 +14,9 @@ use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
 use crate::{Bridge, mongo, produce};
+
+/// The largest request body the API reads.
+const MAX_BODY: usize = 16 * 1024 * 1024;
 
 pub fn router(bridge: Arc<Bridge>) -> Router {
     let api = Router::new()
@@ -30,7 +33,10 @@ pub fn router(bridge: Arc<Bridge>) -> Router {
             post(mongo::count),
         )
         .route("/v1/mongo/{database}/{collection}/sum", post(mongo::sum))
-        .route_layer(middleware::from_fn_with_state(bridge.clone(), authenticate));
+        .route_layer(middleware::from_fn_with_state(bridge.clone(), authenticate))
+        // As large as a component's delivery (guest-kit's MAX_DELIVERY_BODY): its documents
+        // come back here in one insert.
+        .layer(DefaultBodyLimit::max(MAX_BODY));
     Router::new()
         .merge(api)
         .route("/health", get(health))

@@ -506,3 +506,44 @@ async fn time_service_works_with_kafka_and_the_bridge_down() {
     assert_eq!((status, &meta["kafka_status"]), (200, &json!("NOT UP")));
     assert_eq!(get_json(host, "/healthz").await.0, 200);
 }
+
+#[tokio::test]
+async fn a_wrong_secret_pauses_deliveries_instead_of_dead_lettering_them() {
+    let pipeline = Pipeline::start_with_app_secret("not-the-bridge-secret");
+    // The app cannot produce: the bridge refuses its token, and the client is told so.
+    let (status, body) = buy(&pipeline.host, "eve", "misconfigured", json!(1)).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("credentials"),
+        "{body}"
+    );
+    // A purchase published with the bridge's own token reaches a component that refuses the
+    // bridge's token (401): a deployment fault, so the message waits instead of being lost.
+    let message = json!({ "messages": [{ "key": "misconfigured", "value": {
+        "purchase_id": "wrong-secret-1", "username": "eve", "userid": "misconfigured",
+        "price": 1.0, "timestamp": "2024-01-15T10:30:00.123456",
+    } }] });
+    let (status, _) = pipeline
+        .bridge
+        .call("/v1/topics/purchases/messages", message)
+        .await;
+    assert_eq!(status, 200);
+    let bridge = &pipeline.bridge;
+    eventually(Duration::from_secs(30), "refused deliveries", || async {
+        let refused = bridge
+            .metric("kafka_bridge_deliveries_total", &["result=\"unavailable\""])
+            .await;
+        (refused >= 3.0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        bridge.metric("kafka_bridge_dead_lettered_total", &[]).await,
+        0.0
+    );
+    assert_eq!(
+        bridge
+            .metric("kafka_bridge_deliveries_total", &["result=\"rejected\""])
+            .await,
+        0.0
+    );
+}

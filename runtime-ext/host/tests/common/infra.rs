@@ -313,6 +313,12 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn start() -> Self {
+        Self::start_with_app_secret(SECRET)
+    }
+
+    /// The pipeline with the app given `app_secret` as its `kafka_bridge_secret` (the bridge
+    /// keeps [`SECRET`]), to test a misconfigured deployment.
+    pub fn start_with_app_secret(app_secret: &str) -> Self {
         let broker = broker();
         let (mongo, mongo_storage) = mongo();
         let bridge_port = free_port();
@@ -326,7 +332,7 @@ impl Pipeline {
                     "SPIN_VARIABLE_KAFKA_BRIDGE_ADDRESS",
                     bridge_address.as_str(),
                 ),
-                ("SPIN_VARIABLE_KAFKA_BRIDGE_SECRET", SECRET),
+                ("SPIN_VARIABLE_KAFKA_BRIDGE_SECRET", app_secret),
                 ("SPIN_VARIABLE_TIME_EVENTS_DB_PORT", pg_port.as_str()),
                 ("SPIN_VARIABLE_POD_NAME", "test-pod"),
                 ("SPIN_VARIABLE_POD_IP", "10.0.0.5"),

@@ -38,6 +38,9 @@ pub struct Bridge {
     producer: RwLock<produce::BridgeProducer>,
     pub brokers: Arc<BrokerState>,
     pub mongo: Option<mongodb::Client>,
+    /// Set once every collection's indexes exist: before that, an insert could slip a
+    /// duplicate past the unique key, so the MongoDB API answers 503.
+    pub indexes_ready: std::sync::atomic::AtomicBool,
     /// Connection pool for deliveries to components.
     pub http: reqwest::Client,
     pub metrics: Arc<Metrics>,
@@ -58,6 +61,7 @@ impl Bridge {
             producer,
             brokers,
             mongo,
+            indexes_ready: Default::default(),
             // A redirect would turn a delivery's POST into a GET whose 2xx commits unprocessed
             // messages: deliveries go exactly where configured.
             http: reqwest::Client::builder()
@@ -78,7 +82,8 @@ impl Bridge {
             .clone()
     }
 
-    fn renew_producer(&self) -> anyhow::Result<()> {
+    /// Replaces the producer with a new session (after an outage, or when it stays unreachable).
+    pub fn renew_producer(&self) -> anyhow::Result<()> {
         let context = BridgeContext {
             metrics: self.metrics.clone(),
             brokers: Some(self.brokers.clone()),
@@ -116,10 +121,13 @@ pub async fn run(bridge: Arc<Bridge>, listener: tokio::net::TcpListener) -> anyh
     let server = tokio::spawn(server::serve(bridge.clone(), listener));
     tokio::spawn(produce::probe_while_down(bridge.clone()));
     if let Some(client) = bridge.mongo.clone() {
-        tokio::spawn(mongo::create_indexes(
-            client,
-            bridge.config.mongodb.collections.clone(),
-        ));
+        let bridge = bridge.clone();
+        tokio::spawn(async move {
+            mongo::create_indexes(client, bridge.config.mongodb.collections.clone()).await;
+            bridge
+                .indexes_ready
+                .store(true, std::sync::atomic::Ordering::Release);
+        });
     }
     kafka::create_topics(&bridge.config.kafka, &bridge.config.kafka.topics).await?;
     tokio::spawn(recover_after_outages(bridge.clone()));

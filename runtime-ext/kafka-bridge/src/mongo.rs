@@ -344,6 +344,13 @@ impl Bridge {
                 "MongoDB is not configured (MONGODB_URI)",
             ));
         };
+        if !self
+            .indexes_ready
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            self.count_mongo(name, operation, "unavailable");
+            return Err(ApiError::unavailable("MongoDB indexes are not created yet"));
+        }
         Ok((
             client.database(database).collection(name),
             config.key.clone(),

@@ -27,6 +27,8 @@ use crate::kafka::{BridgeContext, client_config};
 const METADATA_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the brokers are probed while they are down.
 const PROBE_INTERVAL: Duration = Duration::from_millis(500);
+/// How long the probes may fail before the producer is renewed.
+const RENEW_AFTER: Duration = Duration::from_secs(5);
 /// How long `POST /v1/flush` waits for queued messages.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -229,23 +231,39 @@ pub async fn flush(State(bridge): State<Arc<Bridge>>) -> ApiResult<Json<Value>> 
 /// librdkafka connects on demand, and a producer refusing requests at once would otherwise
 /// never try again. The first answer marks them up (and wakes topic re-creation).
 pub async fn probe_while_down(bridge: Arc<Bridge>) {
+    let mut failed_since: Option<Instant> = None;
     loop {
         tokio::time::sleep(PROBE_INTERVAL).await;
         if !bridge.brokers.known_down() {
+            failed_since = None;
             continue;
         }
         let producer = bridge.producer();
-        let answered = tokio::task::spawn_blocking(move || {
+        let probe = tokio::task::spawn_blocking(move || {
             producer
                 .client()
                 .fetch_metadata(None, Timeout::After(PROBE_INTERVAL))
                 .is_ok()
-        })
-        .await
-        .unwrap_or(false);
+        });
+        // A probe stuck past its own timeout counts as failed.
+        let answered = matches!(
+            tokio::time::timeout(PROBE_INTERVAL * 4, probe).await,
+            Ok(Ok(true))
+        );
         if answered {
             tracing::info!("brokers answer again");
             bridge.brokers.set(true, &bridge.metrics);
+            continue;
+        }
+        // A producer that keeps failing while the brokers may be back is replaced: a fresh
+        // client connects at creation, and its statistics report the brokers as they are.
+        let since = *failed_since.get_or_insert_with(Instant::now);
+        if since.elapsed() > RENEW_AFTER {
+            tracing::warn!("brokers still unreachable; renewing the producer");
+            if let Err(error) = bridge.renew_producer() {
+                tracing::error!("cannot renew the producer: {error:#}");
+            }
+            failed_since = Some(Instant::now());
         }
     }
 }

@@ -16,6 +16,9 @@ wasm_build=(cargo build --target wasm32-wasip2 --release)
 scripts/postgres.sh
 scripts/kafka.sh
 scripts/mongodb.sh
+# `promtool check metrics` validates every component's /metrics in the host's tests.
+command -v promtool >/dev/null ||
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >/dev/null
 
 # Pure logic of the guest crates (validation, configuration layers), natively.
 cargo test -p guest-kit -p catalogue -p business-logic -p customer-web-server \

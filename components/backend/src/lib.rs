@@ -8,6 +8,7 @@
 //! - `GET /slow`: answers after `slow_delay_seconds` (default 5).
 //! - `GET /error`: a random error from [`errors::CATALOGUE`]; `?type=NAME` picks one.
 //! - `GET /backend/health`: the database check (`/health` in the seed; see README's route rule).
+//! - `GET /backend/metrics`: seed 001's Prometheus families (`/metrics` in the seed).
 //!
 //! # Layout
 //! - [`products`]: the table's rows, validation, and queries.
@@ -16,32 +17,71 @@
 mod errors;
 mod products;
 
-use guest_kit::{ApiError, ApiResult, Response, json};
+use guest_kit::metrics::HttpMetrics;
+use guest_kit::{ApiError, ApiResult, Log, Response, Service, json};
 use http::StatusCode;
 use spin_sdk::http::{Method, Request};
 use spin_sdk::http_service;
 
-#[http_service]
-async fn handle(request: Request) -> Response {
-    route(request).await.unwrap_or_else(ApiError::into_response)
+/// Seed 001's metric families.
+static SERVICE: Service = Service {
+    name: "backend",
+    http: HttpMetrics {
+        requests: "http_requests_total",
+        requests_help: "Total HTTP requests",
+        duration: "http_request_duration_seconds",
+        duration_help: "HTTP request latency in seconds",
+        route_label: "path",
+        duration_by_status: false,
+    },
+    counters: &[&products::DATABASE_QUERIES],
+    histograms: &[],
+    gauges: &[&products::DATABASE_CONNECTIONS],
+    route_of,
+};
+
+/// The route templates, so an id in the path does not make a new series.
+fn route_of(path: &str) -> Option<&'static str> {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    Some(match segments.as_slice() {
+        ["products"] => "/products",
+        ["products", _] => "/products/{id}",
+        ["slow"] => "/slow",
+        ["error"] => "/error",
+        ["backend", "health"] => "/health",
+        ["backend", "metrics"] => return None,
+        _ => "unmatched",
+    })
 }
 
-async fn route(request: Request) -> ApiResult<Response> {
+#[http_service]
+async fn handle(request: Request) -> Response {
+    guest_kit::serve(&SERVICE, request, route).await
+}
+
+async fn route(request: Request, log: Log) -> ApiResult<Response> {
     let path = guest_kit::request::path(&request).to_owned();
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     let method = request.method().clone();
     match (segments.as_slice(), method) {
-        (["products"], Method::GET) => products::list().await,
-        (["products"], Method::POST) => products::create(request).await,
-        (["products", id], Method::GET) => products::get(id).await,
+        (["products"], Method::GET) => products::list(&log).await,
+        (["products"], Method::POST) => products::create(request, &log).await,
+        (["products", id], Method::GET) => products::get(id, &log).await,
         (["slow"], Method::GET) => slow().await,
         (["error"], Method::GET) => Ok(errors::respond(guest_kit::request::query_param(
             &request, "type",
         ))),
         (["backend", "health"], Method::GET) => Ok(health().await),
-        (["products"] | ["products", _] | ["slow"] | ["error"] | ["backend", "health"], _) => {
-            Err(ApiError::method_not_allowed())
-        }
+        (["backend", "metrics"], Method::GET) => SERVICE.render_metrics(vec![]),
+        (
+            ["products"]
+            | ["products", _]
+            | ["slow"]
+            | ["error"]
+            | ["backend", "health"]
+            | ["backend", "metrics"],
+            _,
+        ) => Err(ApiError::method_not_allowed()),
         _ => Err(ApiError::not_found(format!("no route for {path}"))),
     }
 }

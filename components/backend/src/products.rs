@@ -1,6 +1,7 @@
 //! The `products` table (seed 001): rows, validation, and queries.
 
-use guest_kit::{ApiError, ApiResult, Response, db, fields, json};
+use guest_kit::metrics::{Counter, Gauge, Metrics};
+use guest_kit::{ApiError, ApiResult, Log, Response, db, fields, json};
 use http::StatusCode;
 use serde::Serialize;
 use spin_sdk::http::Request;
@@ -37,30 +38,66 @@ fn from_row(row: &Row) -> ApiResult<Product> {
     })
 }
 
-async fn select(statement: &str, params: Vec<ParameterValue>) -> ApiResult<Vec<Product>> {
-    db::query(statement, params)
-        .await?
-        .iter()
-        .map(from_row)
-        .collect()
+/// `database_queries_total{operation, table}`, as the seed counts its queries.
+pub static DATABASE_QUERIES: Counter = Counter {
+    name: "database_queries_total",
+    help: "Database queries by operation and table",
+    labels: &["operation", "table"],
+};
+
+/// `database_connection_pool{status="checked_out"}`: connections open right now. Spin opens a
+/// connection per request (the host pools them, out of the guest's sight), so there is no
+/// `size` to report.
+pub static DATABASE_CONNECTIONS: Gauge = Gauge {
+    name: "database_connection_pool",
+    help: "Database connections by status",
+    labels: &["status"],
+};
+
+/// Runs one `operation` (`select`, `insert`) on the products table, counted and logged.
+async fn select(
+    operation: &str,
+    statement: &str,
+    params: Vec<ParameterValue>,
+    log: &Log,
+) -> ApiResult<Vec<Product>> {
+    let metrics = Metrics::open("backend");
+    if let Some(metrics) = &metrics {
+        metrics.count(&DATABASE_QUERIES, &[operation, "products"], 1);
+        metrics.adjust(&DATABASE_CONNECTIONS, &["checked_out"], 1);
+    }
+    let rows = db::query(statement, params).await;
+    if let Some(metrics) = &metrics {
+        metrics.adjust(&DATABASE_CONNECTIONS, &["checked_out"], -1);
+    }
+    let products: Vec<Product> = rows?.iter().map(from_row).collect::<ApiResult<_>>()?;
+    log.info(
+        &format!("db_query_products: {operation}"),
+        serde_json::json!({ "db.type": "postgresql", "db.statement": statement, "count": products.len() }),
+    );
+    Ok(products)
 }
 
 /// `GET /products`: every product, by id.
-pub async fn list() -> ApiResult<Response> {
+pub async fn list(log: &Log) -> ApiResult<Response> {
     let products = select(
+        "select",
         &format!("SELECT {COLUMNS} FROM products ORDER BY id"),
         vec![],
+        log,
     )
     .await?;
     Ok(json(StatusCode::OK, &products))
 }
 
 /// `GET /products/{id}`.
-pub async fn get(raw_id: &str) -> ApiResult<Response> {
+pub async fn get(raw_id: &str, log: &Log) -> ApiResult<Response> {
     let id = fields::path_id(raw_id, "product")?;
     let products = select(
+        "select",
         &format!("SELECT {COLUMNS} FROM products WHERE id = $1"),
         vec![ParameterValue::Int32(id)],
+        log,
     )
     .await?;
     match products.into_iter().next() {
@@ -70,12 +107,13 @@ pub async fn get(raw_id: &str) -> ApiResult<Response> {
 }
 
 /// `POST /products`: validates every field before touching the database; 201 with the row.
-pub async fn create(request: Request) -> ApiResult<Response> {
+pub async fn create(request: Request, log: &Log) -> ApiResult<Response> {
     let body = guest_kit::request::json_object(request).await?;
     let name = fields::text(&body, "name", 200)?;
     let price = fields::number_at_least(&body, "price", 0.0)?;
     let category = fields::text(&body, "category", 100)?;
     let mut created = select(
+        "insert",
         &format!(
             "INSERT INTO products (name, price, category) VALUES ($1, $2, $3) RETURNING {COLUMNS}"
         ),
@@ -84,6 +122,7 @@ pub async fn create(request: Request) -> ApiResult<Response> {
             ParameterValue::Floating64(price),
             ParameterValue::Str(category),
         ],
+        log,
     )
     .await?;
     let product = created.pop().ok_or_else(|| {

@@ -17,11 +17,12 @@
 mod orders;
 mod users;
 
-use guest_kit::{ApiError, ApiResult, Response, probe};
+use guest_kit::metrics::HttpMetrics;
+use guest_kit::{ApiError, ApiResult, Log, Response, Service, probe};
 use spin_sdk::http::{Method, Request};
 use spin_sdk::http_service;
 
-const SERVICE: probe::Service = probe::Service {
+const INFO: probe::Service = probe::Service {
     name: "business-logic",
     version: env!("CARGO_PKG_VERSION"),
     endpoints: &[
@@ -31,26 +32,42 @@ const SERVICE: probe::Service = probe::Service {
     ],
 };
 
+/// Seed 004 names no metrics; the request families carry the seed-001 names.
+static SERVICE: Service = Service {
+    name: "business-logic",
+    http: HttpMetrics {
+        requests: "http_requests_total",
+        requests_help: "Total HTTP requests",
+        duration: "http_request_duration_seconds",
+        duration_help: "HTTP request latency in seconds",
+        route_label: "path",
+        duration_by_status: false,
+    },
+    counters: &[],
+    histograms: &[],
+    gauges: &[],
+    route_of: |path| probe::route_of(&INFO, path),
+};
+
 #[http_service]
 async fn handle(request: Request) -> Response {
-    route(request).await.unwrap_or_else(ApiError::into_response)
+    guest_kit::serve(&SERVICE, request, route).await
 }
 
-async fn route(request: Request) -> ApiResult<Response> {
+async fn route(request: Request, _log: Log) -> ApiResult<Response> {
     let path = guest_kit::request::path(&request)
         .trim_end_matches('/')
         .to_owned();
     let method = request.method().clone();
-    if let Some(answer) = probe::serve(&SERVICE, &method, &path).await {
+    if let Some(answer) = probe::serve(&INFO, &method, &path).await {
         return answer;
     }
     match (path.as_str(), method) {
+        ("/business-logic/metrics", Method::GET) => SERVICE.render_metrics(vec![]),
         ("/api/v1/validate/user", Method::POST) => users::validate(request).await,
         ("/api/v1/process/order", Method::POST) => orders::process(request).await,
         ("/api/v1/analytics/summary", Method::GET) => orders::summary().await,
-        (endpoint, _) if SERVICE.endpoints.contains(&endpoint) => {
-            Err(ApiError::method_not_allowed())
-        }
+        (endpoint, _) if INFO.endpoints.contains(&endpoint) => Err(ApiError::method_not_allowed()),
         _ => Err(ApiError::not_found(format!("no route for {path}"))),
     }
 }

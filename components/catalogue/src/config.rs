@@ -11,6 +11,7 @@
 //! database host and port come from variables only: they also make up the component's
 //! `allowed_outbound_hosts`, and a file must not be able to widen the network policy.
 
+use guest_kit::Log;
 use std::collections::HashMap;
 
 use spin_sdk::variables;
@@ -56,8 +57,8 @@ const DEFAULTS: [(&str, &str); 5] = [
 
 impl Config {
     /// Reads every layer; a malformed file is reported and skipped, never fatal.
-    pub async fn load() -> Result<Self, String> {
-        let files = FileLayers::read();
+    pub async fn load(log: &Log) -> Result<Self, String> {
+        let files = FileLayers::read(log);
         let mut values = HashMap::new();
         for (key, default) in DEFAULTS {
             let from_variable = variables::get(key)
@@ -104,7 +105,7 @@ struct FileLayers {
 }
 
 impl FileLayers {
-    fn read() -> Self {
+    fn read(log: &Log) -> Self {
         let secrets = DEFAULTS
             .iter()
             .filter_map(|(key, _)| {
@@ -117,7 +118,10 @@ impl FileLayers {
             .unwrap_or_default();
         let config_json = match std::fs::read_to_string(CONFIG_FILE) {
             Ok(text) => parse_config_json(&text).unwrap_or_else(|e| {
-                eprintln!("WARNING {CONFIG_FILE}: {e}; ignoring it");
+                log.warning(
+                    &format!("{CONFIG_FILE}: {e}; ignoring it"),
+                    serde_json::Value::Null,
+                );
                 HashMap::new()
             }),
             Err(_) => HashMap::new(),

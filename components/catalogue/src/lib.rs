@@ -7,6 +7,7 @@
 //! - `GET /api/products/{id}`: one product, or a JSON 404 for an unknown or malformed id.
 //! - `GET /catalogue/`: the home page with system info (`/` in the seed; see README's route rule).
 //! - `GET /catalogue/health`: `{"status": "healthy"}` (`/health` in the seed).
+//! - `GET /catalogue/metrics`: seed 000's Prometheus families (`/metrics` in the seed).
 //!
 //! Products come from PostgreSQL when `data_source` is `db`, and from the embedded JSON
 //! catalogue otherwise, or when the database fails (logged as the seed logs it). Every
@@ -19,7 +20,8 @@
 mod config;
 mod products;
 
-use guest_kit::{ApiError, Response, json};
+use guest_kit::metrics::{Gauge, GaugeValue, HttpMetrics};
+use guest_kit::{ApiError, ApiResult, Log, Response, Service, json};
 use http::{HeaderValue, StatusCode};
 use spin_sdk::http::{Method, Request};
 use spin_sdk::http_service;
@@ -30,44 +32,111 @@ use crate::products::{Product, Source};
 /// Tells clients (and tests) where a product response came from: `db` or `json`.
 const DATA_SOURCE_HEADER: &str = "x-data-source";
 
+/// Seed 000's metric families: `endpoint` is the route's name, as Flask names endpoints.
+static SERVICE: Service = Service {
+    name: "catalogue",
+    http: HttpMetrics {
+        requests: "catalogue_http_requests_total",
+        requests_help: "Total number of HTTP requests",
+        duration: "catalogue_http_request_duration_seconds",
+        duration_help: "HTTP request duration in seconds",
+        route_label: "endpoint",
+        duration_by_status: false,
+    },
+    counters: &[],
+    histograms: &[],
+    gauges: &[],
+    route_of,
+};
+
+static DB_CONNECTION_STATUS: Gauge = Gauge {
+    name: "catalogue_db_connection_status",
+    help: "Database connection status (1=connected, 0=disconnected)",
+    labels: &[],
+};
+
+static PRODUCTS_TOTAL: Gauge = Gauge {
+    name: "catalogue_products_total",
+    help: "Total number of products in catalogue",
+    labels: &[],
+};
+
+/// The Flask endpoint names of the seed's routes.
+fn route_of(path: &str) -> Option<&'static str> {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    Some(match segments.as_slice() {
+        ["api", "products"] => "get_products",
+        ["api", "products", _] => "get_product",
+        ["catalogue"] => "home",
+        ["catalogue", "health"] => "health",
+        ["catalogue", "metrics"] => return None,
+        _ => "unmatched",
+    })
+}
+
 #[http_service]
 async fn handle(request: Request) -> Response {
+    guest_kit::serve(&SERVICE, request, route).await
+}
+
+async fn route(request: Request, log: Log) -> ApiResult<Response> {
     let path = guest_kit::request::path(&request).to_owned();
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     if request.method() != Method::GET {
-        return ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "only GET is supported here")
-            .into_response();
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "only GET is supported here",
+        ));
     }
     if segments == ["catalogue", "health"] {
         // Liveness does not depend on configuration or the database.
-        return json(StatusCode::OK, &serde_json::json!({ "status": "healthy" }));
+        return Ok(json(
+            StatusCode::OK,
+            &serde_json::json!({ "status": "healthy" }),
+        ));
     }
-    let config = match Config::load().await {
-        Ok(config) => config,
-        Err(e) => {
-            return ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("configuration: {e}"),
-            )
-            .into_response();
-        }
-    };
-    match segments.as_slice() {
+    let config = Config::load(&log).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("configuration: {e}"),
+        )
+    })?;
+    Ok(match segments.as_slice() {
         ["api", "products"] => {
-            let (products, source) = products::all(&config).await;
+            let (products, source) = products::all(&config, &log).await;
             with_source(json(StatusCode::OK, &products), source)
         }
         ["api", "products", raw_id] => match products::parse_id(raw_id) {
-            Ok(id) => match products::one(&config, id).await {
+            Ok(id) => match products::one(&config, id, &log).await {
                 (Some(product), source) => with_source(json(StatusCode::OK, &product), source),
                 (None, source) => with_source(not_found(raw_id), source),
             },
             Err(products::IdError::Malformed) => not_found(raw_id),
         },
         ["api", "products", rest @ ..] => not_found(&rest.join("/")),
-        ["catalogue"] => home(&config, &request).await,
-        _ => ApiError::not_found(format!("no route for {path}")).into_response(),
-    }
+        ["catalogue"] => home(&config, &request, &log).await,
+        ["catalogue", "metrics"] => return metrics(&config, &log).await,
+        _ => return Err(ApiError::not_found(format!("no route for {path}"))),
+    })
+}
+
+/// `GET /catalogue/metrics`: the request families, and the two gauges measured now: whether
+/// the configured database answers, and how many products the source in use holds.
+async fn metrics(config: &Config, log: &Log) -> ApiResult<Response> {
+    let (products, source) = products::all(config, log).await;
+    let connected = config.data_source == DataSource::Db && source == Source::Db;
+    SERVICE.render_metrics(vec![
+        GaugeValue {
+            gauge: &DB_CONNECTION_STATUS,
+            labels: vec![],
+            value: if connected { 1.0 } else { 0.0 },
+        },
+        GaugeValue {
+            gauge: &PRODUCTS_TOTAL,
+            labels: vec![],
+            value: products.len() as f64,
+        },
+    ])
 }
 
 fn with_source(mut response: Response, source: Source) -> Response {
@@ -87,8 +156,8 @@ fn not_found(raw_id: &str) -> Response {
 
 /// The seed's home page: the service, its version and data source, and the request's view
 /// of the system (a Wasm component has no hostname or OS of its own to report).
-async fn home(config: &Config, request: &Request) -> Response {
-    let (products, source) = products::all(config).await;
+async fn home(config: &Config, request: &Request, log: &Log) -> Response {
+    let (products, source) = products::all(config, log).await;
     let header = |name: &str| {
         request
             .headers()

@@ -1,5 +1,6 @@
 //! The products: the embedded JSON catalogue, and the PostgreSQL table with fallback to it.
 
+use guest_kit::Log;
 use serde::{Deserialize, Serialize};
 use spin_sdk::pg::{Connection, ParameterValue};
 
@@ -60,38 +61,39 @@ const SELECT_ALL: &str = "SELECT id, name, description, image_url FROM products 
 const SELECT_ONE: &str = "SELECT id, name, description, image_url FROM products WHERE id = $1";
 
 /// Every product, from the configured source; the JSON catalogue if the database fails.
-pub async fn all(config: &Config) -> (Vec<Product>, Source) {
+pub async fn all(config: &Config, log: &Log) -> (Vec<Product>, Source) {
     if config.data_source == DataSource::Db {
-        match query(config, SELECT_ALL, vec![]).await {
+        match query(config, SELECT_ALL, vec![], log).await {
             Ok(products) => return (products, Source::Db),
-            Err(e) => log_fallback(&e),
+            Err(e) => log_fallback(&e, log),
         }
     }
     (embedded(), Source::Json)
 }
 
 /// One product, from the configured source; the JSON catalogue if the database fails.
-pub async fn one(config: &Config, id: i32) -> (Option<Product>, Source) {
+pub async fn one(config: &Config, id: i32, log: &Log) -> (Option<Product>, Source) {
     if config.data_source == DataSource::Db {
-        match query(config, SELECT_ONE, vec![ParameterValue::Int32(id)]).await {
+        match query(config, SELECT_ONE, vec![ParameterValue::Int32(id)], log).await {
             Ok(products) => return (products.into_iter().next(), Source::Db),
-            Err(e) => log_fallback(&e),
+            Err(e) => log_fallback(&e, log),
         }
     }
     let product = embedded().into_iter().find(|p| p.id == i64::from(id));
     (product, Source::Json)
 }
 
-fn log_fallback(error: &str) {
-    // The seed's log lines, which its LogQL queries ("Database error", "Falling back to JSON") match.
-    eprintln!("ERROR Database error: {error}");
-    eprintln!("INFO Falling back to JSON data source");
+fn log_fallback(error: &str, log: &Log) {
+    // The seed's messages, which its LogQL queries ("Database error", "Falling back to JSON") match.
+    log.error(&format!("Database error: {error}"), serde_json::Value::Null);
+    log.info("Falling back to JSON data source", serde_json::Value::Null);
 }
 
 async fn query(
     config: &Config,
     statement: &str,
     params: Vec<ParameterValue>,
+    log: &Log,
 ) -> Result<Vec<Product>, String> {
     let describe = |e: spin_sdk::pg::Error| guest_kit::db::describe(&e);
     let connection = Connection::open(&config.db_address)
@@ -104,7 +106,7 @@ async fn query(
         .collect()
         .await
         .map_err(describe)?;
-    println!("INFO Using database as data source");
+    log.info("Using database as data source", serde_json::Value::Null);
     rows.iter()
         .map(|row| {
             Ok(Product {

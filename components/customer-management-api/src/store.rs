@@ -1,7 +1,7 @@
 //! Purchases in MongoDB, through the kafka-bridge's MongoDB API.
 
 use guest_kit::bridge::{Bridge, Delivery};
-use guest_kit::{ApiError, ApiResult, Response, json, variable};
+use guest_kit::{ApiError, ApiResult, Response, Trace, json, variable};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -36,7 +36,7 @@ async fn collection() -> ApiResult<Collection> {
 /// Stores a delivered batch. Every message is checked first: one that is not a purchase
 /// rejects the batch with a 422 naming it (the bridge then retries messages one by one and
 /// dead-letters the bad one), so nothing is half-stored. Redelivered purchases are kept once.
-pub async fn save(delivery: &Delivery) -> ApiResult<Value> {
+pub async fn save(delivery: &Delivery, trace: Trace) -> ApiResult<Value> {
     let mut documents = Vec::with_capacity(delivery.messages.len());
     for message in &delivery.messages {
         let purchase: Purchase = message.parse(&delivery.topic, "a purchase")?;
@@ -52,7 +52,7 @@ pub async fn save(delivery: &Delivery) -> ApiResult<Value> {
         documents.push(purchase);
     }
     let target = collection().await?;
-    let bridge = Bridge::from_variables().await?;
+    let bridge = Bridge::from_variables(&trace).await?;
     bridge
         .mongo(
             &target.database,
@@ -64,7 +64,7 @@ pub async fn save(delivery: &Delivery) -> ApiResult<Value> {
 }
 
 /// `{userid, purchases, count, total_spent}`, as the seed's management API answers.
-pub async fn user_purchases(userid: &str) -> ApiResult<Value> {
+pub async fn user_purchases(userid: &str, trace: &Trace) -> ApiResult<Value> {
     #[derive(Deserialize)]
     struct Found {
         documents: Vec<Value>,
@@ -75,7 +75,7 @@ pub async fn user_purchases(userid: &str) -> ApiResult<Value> {
         count: u64,
     }
     let target = collection().await?;
-    let bridge = Bridge::from_variables().await?;
+    let bridge = Bridge::from_variables(trace).await?;
     let filter = json!({ "userid": userid });
     let found: Found = bridge
         .mongo(
@@ -122,12 +122,12 @@ fn total_spent(total: f64, count: u64) -> Value {
 }
 
 /// The seed's health answer, with MongoDB's state from the bridge: 503 when it is not connected.
-pub async fn health() -> Response {
+pub async fn health(trace: &Trace) -> Response {
     #[derive(Deserialize)]
     struct BridgeHealth {
         mongodb: String,
     }
-    let mongodb = match Bridge::from_variables().await {
+    let mongodb = match Bridge::from_variables(trace).await {
         Ok(bridge) => bridge
             .call::<BridgeHealth>(http::Method::GET, "/health", None)
             .await

@@ -8,6 +8,7 @@
 //!   503 when Kafka is unavailable (nothing recorded).
 //! - `GET /getAllUserBuys/{userid}`: the management API's `GET /purchases/{userid}`, relayed.
 //! - `GET /customer-web-server/health`.
+//! - `GET /customer-web-server/metrics`: seed 003's Prometheus families.
 //!
 //! # Layout
 //! - [`purchase`]: the purchase message and its validation.
@@ -15,37 +16,68 @@
 mod purchase;
 
 use guest_kit::bridge::{Bridge, Outgoing};
-use guest_kit::{ApiError, ApiResult, Response, json, variable};
+use guest_kit::metrics::HttpMetrics;
+use guest_kit::{ApiError, ApiResult, Log, Response, Service, Trace, json, variable};
 use http::StatusCode;
 use spin_sdk::http::{Method, Request};
 use spin_sdk::http_service;
 
-#[http_service]
-async fn handle(request: Request) -> Response {
-    route(request).await.unwrap_or_else(ApiError::into_response)
+/// Seed 003's metric families (prometheus-flask-exporter's names and labels).
+static SERVICE: Service = Service {
+    name: "customer-web-server",
+    http: HttpMetrics {
+        requests: "flask_http_request_total",
+        requests_help: "Total number of HTTP requests by method and status",
+        duration: "flask_http_request_duration_seconds",
+        duration_help: "Flask HTTP request duration in seconds",
+        route_label: "path",
+        duration_by_status: true,
+    },
+    counters: &[],
+    histograms: &[],
+    gauges: &[],
+    route_of,
+};
+
+fn route_of(path: &str) -> Option<&'static str> {
+    Some(match path.trim_end_matches('/') {
+        "/buy" => "/buy",
+        p if p.starts_with("/getAllUserBuys/") => "/getAllUserBuys/{userid}",
+        "/customer-web-server/health" => "/health",
+        "/customer-web-server/metrics" => return None,
+        _ => "unmatched",
+    })
 }
 
-async fn route(request: Request) -> ApiResult<Response> {
+#[http_service]
+async fn handle(request: Request) -> Response {
+    guest_kit::serve(&SERVICE, request, route).await
+}
+
+async fn route(request: Request, log: Log) -> ApiResult<Response> {
     let path = guest_kit::request::path(&request).to_owned();
     let method = request.method().clone();
     if let Some(userid) = path.strip_prefix("/getAllUserBuys/") {
         if method != Method::GET {
             return Err(ApiError::method_not_allowed());
         }
-        return user_buys(userid).await;
+        return user_buys(userid, log.trace()).await;
     }
     match (path.trim_end_matches('/'), method) {
-        ("/buy", Method::POST) => buy(request).await,
+        ("/buy", Method::POST) => buy(request, log.trace()).await,
         ("/customer-web-server/health", Method::GET) => Ok(json(
             StatusCode::OK,
             &serde_json::json!({ "status": "healthy" }),
         )),
-        ("/buy" | "/customer-web-server/health", _) => Err(ApiError::method_not_allowed()),
+        ("/customer-web-server/metrics", Method::GET) => SERVICE.render_metrics(vec![]),
+        ("/buy" | "/customer-web-server/health" | "/customer-web-server/metrics", _) => {
+            Err(ApiError::method_not_allowed())
+        }
         _ => Err(ApiError::not_found(format!("no route for {path}"))),
     }
 }
 
-async fn buy(request: Request) -> ApiResult<Response> {
+async fn buy(request: Request, trace: &Trace) -> ApiResult<Response> {
     let body = guest_kit::request::json_object(request).await?;
     let purchase = purchase::validate(
         &body,
@@ -53,7 +85,7 @@ async fn buy(request: Request) -> ApiResult<Response> {
         guest_kit::time::now(),
     )?;
     let topic = variable("purchases_topic").await?;
-    let bridge = Bridge::from_variables().await?;
+    let bridge = Bridge::from_variables(trace).await?;
     let message = Outgoing {
         key: &purchase.userid,
         headers: Default::default(),
@@ -67,11 +99,11 @@ async fn buy(request: Request) -> ApiResult<Response> {
 }
 
 /// Relays the management API's answer for `userid` (still percent-encoded, as it came).
-async fn user_buys(userid: &str) -> ApiResult<Response> {
+async fn user_buys(userid: &str, trace: &Trace) -> ApiResult<Response> {
     if userid.is_empty() || userid.contains('/') {
         return Err(ApiError::not_found("no route for this path"));
     }
     let host = variable("customer_mgmt_api_host").await?;
     let url = format!("http://{host}/purchases/{userid}");
-    guest_kit::chain::get(&url).await
+    guest_kit::chain::get(&url, trace).await
 }

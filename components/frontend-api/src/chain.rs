@@ -1,16 +1,20 @@
-//! Calls to the business-logic and data-ingest components through Spin service chaining.
+//! Calls to the business-logic and data-ingest components: Spin service chaining
+//! (`<id>.spin.internal`) when they are in this app, their Service when deployed apart.
 
-use guest_kit::{ApiResult, Response};
+use guest_kit::{ApiResult, Response, Trace, variable};
 
-/// The component ids the gateway chains to (each in `allowed_outbound_hosts`).
-pub const BUSINESS_LOGIC: &str = "business-logic";
-pub const DATA_INGEST: &str = "data-ingest";
+/// The variables holding each callee's host (each also in `allowed_outbound_hosts`).
+pub const BUSINESS_LOGIC: &str = "business_logic_host";
+pub const DATA_INGEST: &str = "data_ingest_host";
 
-/// POSTs `body` as JSON to `path` on `component`, and answers with its response as is.
+/// POSTs `body` as JSON to `path` on the host in variable `callee`, within `trace`, and
+/// answers with its response as is.
 pub async fn post_json(
-    component: &str,
+    callee: &str,
     path: &str,
     body: &serde_json::Value,
+    trace: &Trace,
 ) -> ApiResult<Response> {
-    guest_kit::chain::post_json(&format!("http://{component}.spin.internal{path}"), body).await
+    let host = variable(callee).await?;
+    guest_kit::chain::post_json(&format!("http://{host}{path}"), body, trace).await
 }

@@ -2,7 +2,8 @@
 //!
 //! Seed `004`'s gateway: users on PostgreSQL, validated by the business-logic service, and
 //! data ingestion proxied to the data-ingest service, both through Spin service chaining
-//! (`http://<component>.spin.internal`), so no request leaves the host.
+//! (`http://<component>.spin.internal`, so no request leaves the host) unless the variables
+//! `business_logic_host` / `data_ingest_host` name Services (deployed apart, on SpinKube).
 //!
 //! Routes (seed paths; the colliding ones under `/frontend-api`, see README's route rule):
 //! - `GET /api/v1/users?limit=N`, `POST /api/v1/users` (`{username, email}`).
@@ -16,42 +17,59 @@
 mod chain;
 mod users;
 
-use guest_kit::{ApiError, ApiResult, Response, probe};
+use guest_kit::metrics::HttpMetrics;
+use guest_kit::{ApiError, ApiResult, Log, Response, Service, probe};
 use spin_sdk::http::{Method, Request};
 use spin_sdk::http_service;
 
-const SERVICE: probe::Service = probe::Service {
+const INFO: probe::Service = probe::Service {
     name: "frontend-api",
     version: env!("CARGO_PKG_VERSION"),
     endpoints: &["/api/v1/users", "/api/v1/data/ingest"],
 };
 
+/// Seed 004 names no metrics; the request families carry the seed-001 names.
+static SERVICE: Service = Service {
+    name: "frontend-api",
+    http: HttpMetrics {
+        requests: "http_requests_total",
+        requests_help: "Total HTTP requests",
+        duration: "http_request_duration_seconds",
+        duration_help: "HTTP request latency in seconds",
+        route_label: "path",
+        duration_by_status: false,
+    },
+    counters: &[],
+    histograms: &[],
+    gauges: &[],
+    route_of: |path| probe::route_of(&INFO, path),
+};
+
 #[http_service]
 async fn handle(request: Request) -> Response {
-    route(request).await.unwrap_or_else(ApiError::into_response)
+    guest_kit::serve(&SERVICE, request, route).await
 }
 
-async fn route(request: Request) -> ApiResult<Response> {
+async fn route(request: Request, log: Log) -> ApiResult<Response> {
     let path = guest_kit::request::path(&request)
         .trim_end_matches('/')
         .to_owned();
     let method = request.method().clone();
-    if let Some(answer) = probe::serve(&SERVICE, &method, &path).await {
+    if let Some(answer) = probe::serve(&INFO, &method, &path).await {
         return answer;
     }
     match (path.as_str(), method) {
+        ("/frontend-api/metrics", Method::GET) => SERVICE.render_metrics(vec![]),
         ("/api/v1/users", Method::GET) => {
             let limit = guest_kit::request::query_param(&request, "limit");
             users::list(limit.as_deref()).await
         }
-        ("/api/v1/users", Method::POST) => users::create(request).await,
+        ("/api/v1/users", Method::POST) => users::create(request, log.trace()).await,
         ("/api/v1/data/ingest", Method::POST) => {
             let body = guest_kit::request::json_body(request).await?;
-            chain::post_json(chain::DATA_INGEST, "/api/v1/ingest", &body).await
+            chain::post_json(chain::DATA_INGEST, "/api/v1/ingest", &body, log.trace()).await
         }
-        (endpoint, _) if SERVICE.endpoints.contains(&endpoint) => {
-            Err(ApiError::method_not_allowed())
-        }
+        (endpoint, _) if INFO.endpoints.contains(&endpoint) => Err(ApiError::method_not_allowed()),
         _ => Err(ApiError::not_found(format!("no route for {path}"))),
     }
 }

@@ -1,6 +1,6 @@
 //! Users: listing, and creation after the business-logic service accepted them.
 
-use guest_kit::{ApiError, ApiResult, Response, db, fields, json};
+use guest_kit::{ApiError, ApiResult, Response, Trace, db, fields, json};
 use http::StatusCode;
 use serde_json::{Value, json};
 use spin_sdk::http::Request;
@@ -38,12 +38,13 @@ pub async fn list(limit: Option<&str>) -> ApiResult<Response> {
 
 /// `POST /api/v1/users`: business-logic validates (format and uniqueness), then we insert;
 /// a duplicate that slips in between is still a 409, from the unique constraints.
-pub async fn create(request: Request) -> ApiResult<Response> {
+pub async fn create(request: Request, trace: &Trace) -> ApiResult<Response> {
     let body = guest_kit::request::json_object(request).await?;
     let verdict = chain::post_json(
         chain::BUSINESS_LOGIC,
         "/api/v1/validate/user",
         &Value::Object(body.clone()),
+        trace,
     )
     .await?;
     if verdict.status() != StatusCode::OK {

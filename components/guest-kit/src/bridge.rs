@@ -5,6 +5,7 @@
 //! `allowed_outbound_hosts`) and `kafka_bridge_secret`, the bearer token both sides check.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::{StatusCode, header};
@@ -14,7 +15,25 @@ use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{FullBody, Request};
 use subtle::ConstantTimeEq;
 
-use crate::{ApiError, ApiResult, variable};
+use crate::log::{Level, Log};
+use crate::metrics::{Counter, Histogram, Metrics};
+use crate::trace::{TRACEPARENT, Trace};
+use crate::{ApiError, ApiResult, Response, json, variable};
+
+/// Seed 003's consumer metrics, kept by every consumer route: messages by outcome
+/// (`success` / `error`)...
+pub static MESSAGES_PROCESSED: Counter = Counter {
+    name: "kafka_messages_processed_total",
+    help: "Kafka messages processed",
+    labels: &["status"],
+};
+
+/// ...and the time each took (a batch's time shared among its messages).
+pub static MESSAGE_PROCESSING: Histogram = Histogram {
+    name: "kafka_message_processing_seconds",
+    help: "Kafka message processing time in seconds",
+    labels: &[],
+};
 
 /// A message to publish.
 #[derive(Debug, Serialize)]
@@ -50,6 +69,11 @@ pub struct Delivered {
 }
 
 impl Delivered {
+    /// The producer's trace continued: a child of the message's `traceparent` header.
+    pub fn trace(&self) -> Trace {
+        Trace::child_of(self.headers.get(TRACEPARENT).map(String::as_str))
+    }
+
     /// `topic/partition/offset`, for error messages.
     pub fn origin(&self, topic: &str) -> String {
         format!("{topic}/{}/{}", self.partition, self.offset)
@@ -67,20 +91,39 @@ impl Delivered {
     }
 }
 
-/// A connection to the bridge, from the component's variables.
+/// A connection to the bridge, from the component's variables, within the request's trace.
 pub struct Bridge {
     base: String,
     secret: String,
+    traceparent: String,
 }
 
 impl Bridge {
-    pub async fn from_variables() -> ApiResult<Self> {
+    /// Calls carry `trace` as their `traceparent`, and so do the messages produced (as a Kafka
+    /// header, unless a message sets its own), so a consumer continues the producer's trace.
+    pub async fn from_variables(trace: &Trace) -> ApiResult<Self> {
         let address = variable("kafka_bridge_address").await?;
         let secret = variable("kafka_bridge_secret").await?;
         Ok(Self {
             base: format!("http://{address}"),
             secret,
+            traceparent: trace.traceparent(),
         })
+    }
+
+    /// The produce request body, every message carrying the trace.
+    fn messages_body<T: Serialize>(&self, messages: &[Outgoing<'_, T>]) -> Value {
+        let mut body = serde_json::json!({ "messages": messages });
+        if let Some(messages) = body["messages"].as_array_mut() {
+            for message in messages {
+                if let Some(headers) = message["headers"].as_object_mut() {
+                    headers
+                        .entry(TRACEPARENT)
+                        .or_insert_with(|| self.traceparent.clone().into());
+                }
+            }
+        }
+        body
     }
 
     /// Publishes `messages` to `topic` and waits for the broker's acknowledgement of each.
@@ -94,7 +137,7 @@ impl Bridge {
             results: Vec<Stored>,
         }
         let path = format!("/v1/topics/{topic}/messages");
-        let body = serde_json::json!({ "messages": messages });
+        let body = self.messages_body(messages);
         let acked: Acked = self.call(http::Method::POST, &path, Some(&body)).await?;
         Ok(acked.results)
     }
@@ -107,7 +150,7 @@ impl Bridge {
         messages: &[Outgoing<'_, T>],
     ) -> ApiResult<()> {
         let path = format!("/v1/topics/{topic}/messages?wait=false");
-        let body = serde_json::json!({ "messages": messages });
+        let body = self.messages_body(messages);
         self.call::<Value>(http::Method::POST, &path, Some(&body))
             .await
             .map(drop)
@@ -139,6 +182,7 @@ impl Bridge {
             .uri(format!("{}{path}", self.base))
             .header(header::AUTHORIZATION, format!("Bearer {}", self.secret))
             .header(header::CONTENT_TYPE, "application/json")
+            .header(TRACEPARENT, &self.traceparent)
             .body(FullBody::new(Bytes::from(body)))
             .map_err(|e| ApiError::unavailable(format!("kafka-bridge request: {e}")))?;
         let response = spin_sdk::http::send(request)
@@ -176,6 +220,50 @@ impl Bridge {
             ),
         })
     }
+}
+
+/// A consumer route: accepts the delivery ([`accept_delivery`]), runs `store` on it, counts
+/// its messages in [`MESSAGES_PROCESSED`] and [`MESSAGE_PROCESSING`], and logs each message in
+/// its producer's trace. `store`'s answer is the response; its error tells the bridge what to
+/// do (see the bridge's README section).
+pub async fn consume(
+    service: &'static str,
+    request: Request,
+    log: &Log,
+    store: impl AsyncFnOnce(&Delivery) -> ApiResult<Value>,
+) -> ApiResult<Response> {
+    let delivery = accept_delivery(request).await?;
+    let started = Instant::now();
+    let outcome = store(&delivery).await;
+    let count = delivery.messages.len() as u64;
+    if let Some(metrics) = Metrics::open(service) {
+        let status = if outcome.is_ok() { "success" } else { "error" };
+        metrics.count(&MESSAGES_PROCESSED, &[status], count);
+        metrics.observe(
+            &MESSAGE_PROCESSING,
+            &[],
+            started.elapsed().as_secs_f64(),
+            count,
+        );
+    }
+    let (level, message) = match &outcome {
+        Ok(_) => (Level::Info, "kafka message processed"),
+        Err(_) => (Level::Warning, "kafka message not processed"),
+    };
+    for delivered in &delivery.messages {
+        let mut fields = serde_json::json!({
+            "topic": delivery.topic,
+            "partition": delivered.partition,
+            "offset": delivered.offset,
+            "key": delivered.key,
+        });
+        if let Err(e) = &outcome {
+            fields["error"] = e.message.clone().into();
+        }
+        log.in_trace(delivered.trace())
+            .event(level, message, fields);
+    }
+    outcome.map(|answer| json(StatusCode::OK, &answer))
 }
 
 /// Reads a delivery from the bridge, after checking its bearer token against

@@ -6,16 +6,20 @@ use http::{HeaderValue, header};
 use spin_sdk::http::FullBody;
 use spin_sdk::http::body::IncomingBodyExt;
 
+use crate::trace::{TRACEPARENT, Trace};
 use crate::{ApiError, ApiResult, Response};
 
-/// GETs `url` and relays the answer.
-pub async fn get(url: &str) -> ApiResult<Response> {
-    relay(http::Request::get(url), Bytes::new()).await
+/// GETs `url` within `trace` and relays the answer.
+pub async fn get(url: &str, trace: &Trace) -> ApiResult<Response> {
+    let request = http::Request::get(url).header(TRACEPARENT, trace.traceparent());
+    relay(request, Bytes::new()).await
 }
 
-/// POSTs `body` as JSON to `url` and relays the answer.
-pub async fn post_json(url: &str, body: &serde_json::Value) -> ApiResult<Response> {
-    let request = http::Request::post(url).header(header::CONTENT_TYPE, "application/json");
+/// POSTs `body` as JSON to `url` within `trace` and relays the answer.
+pub async fn post_json(url: &str, body: &serde_json::Value, trace: &Trace) -> ApiResult<Response> {
+    let request = http::Request::post(url)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(TRACEPARENT, trace.traceparent());
     relay(request, Bytes::from(body.to_string())).await
 }
 

@@ -11,17 +11,28 @@
 //! - [`db`]: the PostgreSQL address from Spin variables; database errors as 503s.
 //! - [`probe`]: `health/live`, `health/ready` and `api/v1/info` for the seed-004 services.
 //! - [`time`]: timestamps formatted as the Python originals format them.
+//! - [`serve`]: the entry around every component's routes: trace, log line, metrics.
+//! - [`trace`]: W3C `traceparent`: this request's trace and span ids, passed on to callees.
+//! - [`log`]: one JSON line per event on stdout, with the trace ids.
+//! - [`metrics`]: Prometheus counters and histograms in the key-value store, and `/metrics`.
 
 pub mod bridge;
 pub mod chain;
 pub mod db;
 pub mod error;
 pub mod fields;
+pub mod log;
+pub mod metrics;
 pub mod probe;
 pub mod request;
+pub mod serve;
 pub mod time;
+pub mod trace;
 
 pub use error::{ApiError, ApiResult, Response, json};
+pub use log::Log;
+pub use serve::{Service, serve};
+pub use trace::Trace;
 
 /// The component variable `name`; a variable that cannot be read is a 503 naming it.
 pub async fn variable(name: &str) -> ApiResult<String> {

@@ -35,6 +35,26 @@ pub async fn serve(
     }))
 }
 
+/// The route a seed-004 path is counted under: one of the service's endpoints or probes,
+/// `None` for its `/metrics`, `unmatched` otherwise (so label values stay few).
+pub fn route_of(service: &Service<'static>, path: &str) -> Option<&'static str> {
+    let path = path.trim_end_matches('/');
+    let own = path
+        .strip_prefix('/')
+        .and_then(|p| p.strip_prefix(service.name));
+    if own == Some("/metrics") {
+        return None;
+    }
+    let probe = ["/health/live", "/health/ready", "/api/v1/info"]
+        .into_iter()
+        .find(|probe| own == Some(probe));
+    Some(
+        probe
+            .or_else(|| service.endpoints.iter().copied().find(|e| *e == path))
+            .unwrap_or("unmatched"),
+    )
+}
+
 /// Liveness: the component answers (a fresh instance per request has no state to go stale).
 fn live(service: &str) -> Response {
     json(

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use guest_kit::bridge::{Bridge, Delivery, Outgoing};
-use guest_kit::{ApiError, ApiResult, db, fields, variable};
+use guest_kit::{ApiError, ApiResult, Log, Trace, db, fields, variable};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -82,7 +82,13 @@ impl Exchange {
     /// Queues the request, response and (for failures) error events in one call to the bridge.
     /// True when the bridge took them, which is what `kafka_status` reports; a failure is only
     /// logged: the service answers either way.
-    pub async fn emit(self, status: StatusCode, error: Option<String>, started: Instant) -> bool {
+    pub async fn emit(
+        self,
+        status: StatusCode,
+        error: Option<String>,
+        started: Instant,
+        log: &Log,
+    ) -> bool {
         let timestamp = crate::metadata::timestamp();
         let mut events = vec![Event::Response {
             event_id: new_id(),
@@ -111,14 +117,17 @@ impl Exchange {
                     value: event,
                 })
                 .collect();
-            Bridge::from_variables()
+            Bridge::from_variables(log.trace())
                 .await?
                 .publish_and_forget(&topic, &messages)
                 .await
         }
         .await;
         if let Err(e) = &sent {
-            eprintln!("WARNING Kafka unavailable, events not sent: {}", e.message);
+            log.warning(
+                "Kafka unavailable, events not sent",
+                json!({ "error": e.message }),
+            );
         }
         sent.is_ok()
     }
@@ -126,7 +135,7 @@ impl Exchange {
 
 /// `POST /kafka/publish` (`{"event_type": "...", "data": {...}}`): publishes a custom event
 /// and waits for Kafka's acknowledgement; 503 when Kafka is down.
-pub async fn publish_custom(body: Map<String, Value>) -> ApiResult<Value> {
+pub async fn publish_custom(body: Map<String, Value>, trace: &Trace) -> ApiResult<Value> {
     let name = fields::text(&body, "event_type", MAX_EVENT_TYPE)?;
     let data = body.get("data").cloned().unwrap_or_else(|| json!({}));
     let event_id = new_id();
@@ -142,7 +151,7 @@ pub async fn publish_custom(body: Map<String, Value>) -> ApiResult<Value> {
         headers: Default::default(),
         value: &event,
     };
-    let stored = Bridge::from_variables()
+    let stored = Bridge::from_variables(trace)
         .await?
         .produce(&topic, &[message])
         .await?;

@@ -11,9 +11,12 @@ wasmtime::component::bindgen!({
         "spin:key-value/key-value.store": crate::key_value::OpenStore,
         "spin:postgres/postgres.connection": crate::postgres::Connection,
         "spin:postgres/postgres.connection-builder": crate::postgres::ConnectionBuilder,
+        "wasi:keyvalue/store.bucket": crate::key_value::Bucket,
+        "wasi:keyvalue/atomics.cas": crate::key_value::Cas,
     },
 });
 
 pub use spin::key_value::key_value;
 pub use spin::postgres::postgres;
 pub use spin::variables::variables;
+pub use wasi::keyvalue as wasi_keyvalue;

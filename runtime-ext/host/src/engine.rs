@@ -143,6 +143,18 @@ pub fn new_linker(engine: &Engine) -> anyhow::Result<Linker<RequestState>> {
         &mut linker,
         RequestState::key_value_view,
     )?;
+    crate::bindings::wasi_keyvalue::store::add_to_linker::<_, crate::key_value::KeyValueHost>(
+        &mut linker,
+        RequestState::key_value_view,
+    )?;
+    crate::bindings::wasi_keyvalue::atomics::add_to_linker::<_, crate::key_value::KeyValueHost>(
+        &mut linker,
+        RequestState::key_value_view,
+    )?;
+    crate::bindings::wasi_keyvalue::batch::add_to_linker::<_, crate::key_value::KeyValueHost>(
+        &mut linker,
+        RequestState::key_value_view,
+    )?;
     crate::bindings::postgres::add_to_linker::<_, crate::postgres::PostgresHost>(
         &mut linker,
         RequestState::postgres_view,

@@ -88,11 +88,20 @@ async fn catalogue_falls_back_to_json_when_the_database_is_down() {
     assert_eq!(response.headers()["x-data-source"], "json");
     let product: Value = response.json().await.unwrap();
     assert_eq!(product["id"], 2);
-    let log = std::fs::read_to_string(&host.stderr_log).unwrap();
-    assert!(log.contains("ERROR Database error: "), "{log}");
+    let events = host.log_events();
+    let logged = |level: &str, message: &str| {
+        events.iter().any(|e| {
+            e["service"] == "catalogue"
+                && e["level"] == level
+                && e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with(message))
+        })
+    };
+    assert!(logged("ERROR", "Database error: "), "{events:?}");
     assert!(
-        log.contains("INFO Falling back to JSON data source"),
-        "{log}"
+        logged("INFO", "Falling back to JSON data source"),
+        "{events:?}"
     );
 }
 

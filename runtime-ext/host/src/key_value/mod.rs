@@ -1,10 +1,12 @@
-//! `spin:key-value@3.0.0`: labelled stores backed by SQLite (`spin`) or Redis.
+//! `spin:key-value@3.0.0` (here) and `wasi:keyvalue@0.2.0-draft2` ([`wasi`]): labelled stores
+//! backed by SQLite (`spin`) or Redis.
 //!
 //! A component may open only the labels in its `key_value_stores`; every such label must be
 //! defined (`default` always is), or the app does not start, as under Spin.
 
 mod redis;
 mod sqlite;
+mod wasi;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use crate::runtime_config::KeyValueStoreConfig;
 
 pub use self::redis::RedisStore;
 pub use self::sqlite::SqliteStore;
+pub use self::wasi::{Bucket, Cas};
 
 /// A store backend.
 #[derive(Clone)]
@@ -59,6 +62,46 @@ impl Backend {
         match self {
             Self::Sqlite(store) => store.keys().await,
             Self::Redis(store) => store.keys().await,
+        }
+    }
+
+    async fn increment(&self, key: String, delta: i64) -> anyhow::Result<i64> {
+        match self {
+            Self::Sqlite(store) => store.increment(key, delta).await,
+            Self::Redis(store) => store.increment(key, delta).await,
+        }
+    }
+
+    async fn get_many(&self, keys: Vec<String>) -> anyhow::Result<Vec<(String, Option<Vec<u8>>)>> {
+        match self {
+            Self::Sqlite(store) => store.get_many(keys).await,
+            Self::Redis(store) => store.get_many(keys).await,
+        }
+    }
+
+    async fn set_many(&self, entries: Vec<(String, Vec<u8>)>) -> anyhow::Result<()> {
+        match self {
+            Self::Sqlite(store) => store.set_many(entries).await,
+            Self::Redis(store) => store.set_many(entries).await,
+        }
+    }
+
+    async fn delete_many(&self, keys: Vec<String>) -> anyhow::Result<()> {
+        match self {
+            Self::Sqlite(store) => store.delete_many(keys).await,
+            Self::Redis(store) => store.delete_many(keys).await,
+        }
+    }
+
+    async fn swap(
+        &self,
+        key: String,
+        expected: Option<Vec<u8>>,
+        new: Vec<u8>,
+    ) -> anyhow::Result<bool> {
+        match self {
+            Self::Sqlite(store) => store.swap(key, expected, new).await,
+            Self::Redis(store) => store.swap(key, expected, new).await,
         }
     }
 }
@@ -116,6 +159,23 @@ impl KeyValueAccess {
             stores,
         }
     }
+
+    /// The store behind `label`, if this component may open it.
+    fn backend(&self, label: &str) -> Result<Backend, OpenError> {
+        if !self.allowed.contains(label) {
+            return Err(OpenError::AccessDenied);
+        }
+        self.stores
+            .get(label)
+            .cloned()
+            .ok_or(OpenError::NoSuchStore)
+    }
+}
+
+/// Why a label cannot be opened; both interfaces report these as their own error variants.
+enum OpenError {
+    AccessDenied,
+    NoSuchStore,
 }
 
 /// What a request's store exposes to the key-value host functions.
@@ -159,11 +219,10 @@ impl<T> wit::HostStoreWithStore<T> for KeyValueHost {
     ) -> wasmtime::Result<Result<Resource<OpenStore>, wit::Error>> {
         accessor.with(|mut access| {
             let view = access.get();
-            if !view.access.allowed.contains(&label) {
-                return Ok(Err(wit::Error::AccessDenied));
-            }
-            let Some(backend) = view.access.stores.get(&label).cloned() else {
-                return Ok(Err(wit::Error::NoSuchStore));
+            let backend = match view.access.backend(&label) {
+                Ok(backend) => backend,
+                Err(OpenError::AccessDenied) => return Ok(Err(wit::Error::AccessDenied)),
+                Err(OpenError::NoSuchStore) => return Ok(Err(wit::Error::NoSuchStore)),
             };
             Ok(view
                 .table

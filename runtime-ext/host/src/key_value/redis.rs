@@ -39,4 +39,58 @@ impl RedisStore {
     pub async fn keys(&self) -> anyhow::Result<Vec<String>> {
         Ok(self.connection.clone().keys("*").await?)
     }
+
+    pub async fn increment(&self, key: String, delta: i64) -> anyhow::Result<i64> {
+        Ok(self.connection.clone().incr(key, delta).await?)
+    }
+
+    pub async fn get_many(
+        &self,
+        keys: Vec<String>,
+    ) -> anyhow::Result<Vec<(String, Option<Vec<u8>>)>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let values: Vec<Option<Vec<u8>>> = self.connection.clone().mget(&keys).await?;
+        Ok(keys.into_iter().zip(values).collect())
+    }
+
+    pub async fn set_many(&self, entries: Vec<(String, Vec<u8>)>) -> anyhow::Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        Ok(self.connection.clone().mset(&entries).await?)
+    }
+
+    pub async fn delete_many(&self, keys: Vec<String>) -> anyhow::Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        Ok(self.connection.clone().del(keys).await?)
+    }
+
+    /// Compare-and-set in one Lua script: atomic on a shared, multiplexed connection (where
+    /// WATCH/MULTI would not be).
+    pub async fn swap(
+        &self,
+        key: String,
+        expected: Option<Vec<u8>>,
+        new: Vec<u8>,
+    ) -> anyhow::Result<bool> {
+        let script = match expected {
+            Some(_) => redis::Script::new(
+                "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) return 1 end return 0",
+            ),
+            None => redis::Script::new(
+                "if redis.call('SET', KEYS[1], ARGV[2], 'NX') then return 1 end return 0",
+            ),
+        };
+        let swapped: i64 = script
+            .key(key)
+            .arg(expected.unwrap_or_default())
+            .arg(new)
+            .invoke_async(&mut self.connection.clone())
+            .await?;
+        Ok(swapped == 1)
+    }
 }

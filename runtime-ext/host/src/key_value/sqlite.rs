@@ -14,6 +14,9 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS spin_key_value (
     PRIMARY KEY (store, key)
 )";
 
+const UPSERT: &str = "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
+    ON CONFLICT (store, key) DO UPDATE SET value = excluded.value";
+
 /// One label's view of a SQLite database.
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -77,12 +80,9 @@ impl SqliteStore {
 
     pub async fn set(&self, key: String, value: Vec<u8>) -> anyhow::Result<()> {
         self.with(move |db, store| {
-            db.prepare_cached(
-                "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (store, key) DO UPDATE SET value = excluded.value",
-            )?
-            .execute(params![store, key, value])
-            .map(drop)
+            db.prepare_cached(UPSERT)?
+                .execute(params![store, key, value])
+                .map(drop)
         })
         .await
     }
@@ -111,6 +111,113 @@ impl SqliteStore {
             db.prepare_cached("SELECT key FROM spin_key_value WHERE store = ?1 ORDER BY key")?
                 .query_map(params![store], |row| row.get(0))?
                 .collect()
+        })
+        .await
+    }
+
+    /// Adds `delta` in one transaction; the value is an `i64` in little-endian bytes, as Spin
+    /// stores it, so only `increment` (not `get`) reads it portably.
+    pub async fn increment(&self, key: String, delta: i64) -> anyhow::Result<i64> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut connection = store
+                .connection
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let tx = connection.transaction()?;
+            let current: Option<Vec<u8>> = tx
+                .prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?
+                .query_row(params![&*store.label, key], |row| row.get(0))
+                .optional()?;
+            let current = match current {
+                None => 0,
+                Some(bytes) => i64::from_le_bytes(bytes.try_into().map_err(|_| {
+                    anyhow::anyhow!("the value of `{key}` is not a counter (8-byte integer)")
+                })?),
+            };
+            let next = current
+                .checked_add(delta)
+                .with_context(|| format!("counter `{key}` would overflow"))?;
+            tx.prepare_cached(UPSERT)?
+                .execute(params![&*store.label, key, next.to_le_bytes()])?;
+            tx.commit()?;
+            Ok(next)
+        })
+        .await?
+    }
+
+    /// Every key with its value, `None` for a key the store lacks.
+    pub async fn get_many(
+        &self,
+        keys: Vec<String>,
+    ) -> anyhow::Result<Vec<(String, Option<Vec<u8>>)>> {
+        self.with(move |db, store| {
+            let mut select = db
+                .prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?;
+            keys.into_iter()
+                .map(|key| {
+                    let value = select
+                        .query_row(params![store, key], |row| row.get(0))
+                        .optional()?;
+                    Ok((key, value))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    pub async fn set_many(&self, entries: Vec<(String, Vec<u8>)>) -> anyhow::Result<()> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut connection = store
+                .connection
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let tx = connection.transaction()?;
+            for (key, value) in entries {
+                tx.prepare_cached(UPSERT)?
+                    .execute(params![&*store.label, key, value])?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await?
+    }
+
+    pub async fn delete_many(&self, keys: Vec<String>) -> anyhow::Result<()> {
+        self.with(move |db, store| {
+            let mut delete =
+                db.prepare_cached("DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2")?;
+            for key in keys {
+                delete.execute(params![store, key])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Sets `key` to `new` only if it still holds `expected` (`None`: absent); whether it did.
+    pub async fn swap(
+        &self,
+        key: String,
+        expected: Option<Vec<u8>>,
+        new: Vec<u8>,
+    ) -> anyhow::Result<bool> {
+        self.with(move |db, store| {
+            let changed = match expected {
+                Some(old) => db
+                    .prepare_cached(
+                        "UPDATE spin_key_value SET value = ?4 WHERE store = ?1 AND key = ?2 AND value = ?3",
+                    )?
+                    .execute(params![store, key, old, new])?,
+                None => db
+                    .prepare_cached(
+                        "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (store, key) DO NOTHING",
+                    )?
+                    .execute(params![store, key, new])?,
+            };
+            Ok(changed == 1)
         })
         .await
     }

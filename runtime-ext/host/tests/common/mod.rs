@@ -4,7 +4,7 @@
 
 pub mod infra;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -33,9 +33,20 @@ pub struct Host {
     pub base: String,
     child: Child,
     pub stderr_log: PathBuf,
+    /// The host's stdout: the components' JSON log lines.
+    pub stdout_log: PathBuf,
 }
 
 impl Host {
+    /// Every JSON log line the components have written so far.
+    pub fn log_events(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.stdout_log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
     /// Sends SIGTERM, as Kubernetes does to stop a pod.
     pub fn terminate(&self) {
         let status = Command::new("kill")
@@ -107,23 +118,28 @@ fn command(manifest: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
 
 /// Starts the host and waits for its `Serving http://…` line.
 pub fn start(manifest: &Path, args: &[&str], env: &[(&str, &str)]) -> Host {
-    let stderr_log = tempfile::NamedTempFile::new()
-        .unwrap()
-        .into_temp_path()
-        .keep()
-        .unwrap();
+    let temp_file = || {
+        tempfile::NamedTempFile::new()
+            .unwrap()
+            .into_temp_path()
+            .keep()
+            .unwrap()
+    };
+    let (stderr_log, stdout_log) = (temp_file(), temp_file());
     let mut child = command(manifest, args, env)
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&stderr_log).unwrap())
         .spawn()
         .expect("spawning spinyard");
     let stdout = child.stdout.take().unwrap();
+    let mut stdout_copy = std::fs::File::create(&stdout_log).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if let Some(address) = line.strip_prefix("Serving ") {
                 let _ = tx.send(address.to_string());
             }
+            let _ = writeln!(stdout_copy, "{line}");
         }
     });
     match rx.recv_timeout(Duration::from_secs(120)) {
@@ -131,6 +147,7 @@ pub fn start(manifest: &Path, args: &[&str], env: &[(&str, &str)]) -> Host {
             base,
             child,
             stderr_log,
+            stdout_log,
         },
         Err(_) => {
             let _ = child.kill();

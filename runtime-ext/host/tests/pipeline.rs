@@ -91,6 +91,71 @@ async fn seed_walkthrough_three_buys_other_users_and_unknown_user() {
 }
 
 #[tokio::test]
+async fn a_purchase_carries_its_trace_through_kafka_to_the_consumer() {
+    const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
+    let pipeline = Pipeline::start();
+    let host = &pipeline.host;
+    let response = common::client()
+        .post(format!("{}/buy", host.base))
+        .header("traceparent", format!("00-{TRACE_ID}-b7ad6b7169203331-01"))
+        .json(&json!({ "username": "trace", "userid": "traced-user", "price": 1.5 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let purchase_id = response.json::<Value>().await.unwrap()["data"]["purchase_id"].clone();
+    purchases_when(host, "traced-user", 1).await;
+
+    // The producer's span, and the consumer's, each in the caller's trace.
+    let events = host.log_events();
+    let find = |service: &str, message: &str| {
+        events
+            .iter()
+            .find(|e| e["service"] == service && e["message"] == message)
+            .unwrap_or_else(|| panic!("no `{message}` from {service} in {events:#?}"))
+    };
+    let produced = find("customer-web-server", "POST /buy 201");
+    let consumed = find("customer-management-api", "kafka message processed");
+    assert_eq!(produced["trace_id"], TRACE_ID);
+    assert_eq!(consumed["trace_id"], TRACE_ID, "{consumed}");
+    assert_eq!(consumed["topic"], "purchases");
+    assert_ne!(produced["span_id"], consumed["span_id"]);
+
+    // The header itself, as a plain Kafka client reads it.
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", pipeline.broker.address())
+        .set("group.id", "trace-test")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["purchases"]).unwrap();
+    let header = eventually(VISIBLE_WITHIN, "the purchase on the topic", || async {
+        let message = consumer.poll(Duration::from_millis(500))?.ok()?;
+        let value: Value = serde_json::from_slice(message.payload()?).ok()?;
+        if value["purchase_id"] != purchase_id {
+            return None;
+        }
+        let headers = message.headers()?;
+        headers
+            .iter()
+            .find(|h| h.key == "traceparent")
+            .and_then(|h| Some(String::from_utf8(h.value?.to_vec()).unwrap()))
+    })
+    .await;
+    assert!(header.starts_with(&format!("00-{TRACE_ID}-")), "{header}");
+
+    let (status, text) = common::get(host, "/customer-management-api/metrics").await;
+    assert_eq!(status, 200);
+    common::promtool_check(&text);
+    assert!(
+        text.contains("# TYPE kafka_messages_processed_total counter")
+            && text.contains(r#"kafka_messages_processed_total{status="success"}"#)
+            && text.contains("kafka_message_processing_seconds_count"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn bad_purchases_get_the_seed_messages_and_are_not_published() {
     let pipeline = Pipeline::start();
     let host = &pipeline.host;

@@ -20,6 +20,8 @@ scripts/mongodb.sh
 command -v promtool >/dev/null ||
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >/dev/null
 
+scripts/deploy-check.sh  # the SpinKube manifests (deploy/spinkube), offline
+
 # Pure logic of the guest crates (validation, configuration layers), natively.
 cargo test -p guest-kit -p catalogue -p business-logic -p customer-web-server \
     -p customer-management-api -p time-service

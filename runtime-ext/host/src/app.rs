@@ -25,6 +25,7 @@ use crate::postgres::{Pools, PostgresAccess};
 use crate::routes::{Route, RouteEntry, Router};
 use crate::runtime_config::RuntimeConfig;
 use crate::state::RequestState;
+use crate::telemetry::{self, RequestSpan, Telemetry};
 use crate::variables::{AppVariables, ComponentVariables};
 
 /// Spin's health endpoint, answered by the host itself.
@@ -69,6 +70,8 @@ pub struct AppRuntime {
     listen_addr: SocketAddr,
     /// Kept-alive connections for outbound `http://` requests, shared by every component.
     pub(crate) http_pool: crate::outbound::HttpPool,
+    /// Request spans, when OpenTelemetry export is on.
+    telemetry: Option<Telemetry>,
     /// Staged `files`; deleted when the app stops.
     _staging: tempfile::TempDir,
 }
@@ -185,6 +188,7 @@ impl AppRuntime {
             options,
             listen_addr,
             http_pool: crate::outbound::http_pool(),
+            telemetry: Telemetry::from_env()?,
             _staging: staging,
         }))
     }
@@ -258,7 +262,27 @@ impl AppRuntime {
                 })
                 .boxed_unsync()
         });
-        respond(&component.id, self.invoke(component, request).await)
+        let span = self.telemetry.as_ref().map(|telemetry| {
+            telemetry.request_span(
+                request.headers(),
+                request.method().as_str(),
+                route.raw(),
+                &path,
+            )
+        });
+        let trace = span.as_ref().map(RequestSpan::context);
+        let response = respond(&component.id, self.invoke(component, request, trace).await);
+        if let Some(span) = span {
+            span.end(response.status().as_u16());
+        }
+        response
+    }
+
+    /// Exports the spans still queued; called once the server has stopped.
+    pub fn shutdown_telemetry(&self) {
+        if let Some(telemetry) = &self.telemetry {
+            telemetry.shutdown();
+        }
     }
 
     /// Serves a request chained from another component to `http://<target>.spin.internal`.
@@ -282,15 +306,21 @@ impl AppRuntime {
             params: &[],
         }
         .apply(&mut request);
+        // The caller's span, which its outbound request carries, is the callee's context.
+        let trace = self
+            .telemetry
+            .as_ref()
+            .map(|_| telemetry::extract(request.headers()));
         Ok(respond(
             &component.id,
-            self.invoke(component, request).await,
+            self.invoke(component, request, trace).await,
         ))
     }
 
     fn request_state(
         self: &Arc<Self>,
         component: &LoadedComponent,
+        trace: Option<opentelemetry::Context>,
     ) -> anyhow::Result<RequestState> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.envs(&component.environment)
@@ -308,6 +338,7 @@ impl AppRuntime {
                 component: component.id.clone(),
                 allowed: component.allowed_hosts.clone(),
                 app: self.clone(),
+                trace,
             },
             key_value: component.key_value.clone(),
             postgres: component.postgres.clone(),
@@ -324,9 +355,10 @@ impl AppRuntime {
         self: &Arc<Self>,
         component: &LoadedComponent,
         request: Request<WasiBody>,
+        trace: Option<opentelemetry::Context>,
     ) -> Result<Response<WasiBody>, Failure> {
         let state = self
-            .request_state(component)
+            .request_state(component, trace)
             .map_err(|error| Failure::Fault(format!("{error:#}")))?;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);

@@ -8,7 +8,7 @@
 //! - [`routes`]: route patterns, precedence, path info.
 //! - [`variables`]: application / component variables and `spin:variables`.
 //! - [`runtime_config`]: `runtime-config.toml` (key-value stores).
-//! - [`key_value`]: `spin:key-value` on SQLite or Redis.
+//! - [`key_value`]: `spin:key-value` and `wasi:keyvalue` on SQLite or Redis.
 //! - [`postgres`]: `spin:postgres` on pooled tokio-postgres clients.
 //! - [`outbound`]: `allowed_outbound_hosts` and outbound HTTP, incl. service chaining.
 //! - [`files`]: staging each component's `files` read-only at its `/`.
@@ -16,6 +16,7 @@
 //! - [`state`]: the per-request store data.
 //! - [`app`]: the running app: a fresh instance per request, faults mapped to status codes.
 //! - [`server`]: the listener and graceful shutdown.
+//! - [`telemetry`]: OpenTelemetry request spans over OTLP, and `traceparent` propagation.
 //! - [`build`]: `spinyard build`.
 //! - [`migrate`]: `spinyard migrate`, versioned SQL migrations for `db/`.
 
@@ -33,4 +34,5 @@ pub mod routes;
 pub mod runtime_config;
 pub mod server;
 pub mod state;
+pub mod telemetry;
 pub mod variables;

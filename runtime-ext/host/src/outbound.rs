@@ -252,6 +252,8 @@ pub struct Outbound {
     pub component: Arc<str>,
     pub allowed: Arc<AllowedHosts>,
     pub app: Arc<AppRuntime>,
+    /// The request's span, when telemetry is on: outbound requests carry its `traceparent`.
+    pub trace: Option<opentelemetry::Context>,
 }
 
 impl Outbound {
@@ -268,7 +270,7 @@ impl Outbound {
 impl WasiHttpHooks for Outbound {
     fn send_request(
         &mut self,
-        request: http::Request<WasiBody>,
+        mut request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         _response_io: IoFuture,
     ) -> SendFuture {
@@ -280,6 +282,9 @@ impl WasiHttpHooks for Outbound {
         let host = authority.host().to_ascii_lowercase();
         if !self.allowed.allows(&scheme, &host, authority.port_u16()) {
             return self.deny(&scheme, authority.as_str());
+        }
+        if let Some(trace) = &self.trace {
+            crate::telemetry::inject(trace, request.headers_mut());
         }
         if let Some(target) = host.strip_suffix(CHAINING_SUFFIX)
             && !target.contains('.')

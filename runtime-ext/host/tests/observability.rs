@@ -16,6 +16,10 @@ const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 /// The app with its `default` store in memory (as deploy/spinkube configures it per pod), so
 /// this host's counters are its own; database ports point at the test server.
 fn host() -> Host {
+    host_with(&[])
+}
+
+fn host_with(env: &[(&str, &str)]) -> Host {
     let dir = tempfile::tempdir().unwrap().keep();
     let runtime_config = dir.join("runtime-config.toml");
     std::fs::write(
@@ -28,9 +32,13 @@ fn host() -> Host {
         &workspace_root().join("spin.toml"),
         &["--runtime-config-file", runtime_config.to_str().unwrap()],
         &[
-            ("SPIN_VARIABLE_BACKEND_DB_PORT", &port),
-            ("SPIN_VARIABLE_APPDB_PORT", &port),
-        ],
+            &[
+                ("SPIN_VARIABLE_BACKEND_DB_PORT", port.as_str()),
+                ("SPIN_VARIABLE_APPDB_PORT", port.as_str()),
+            ],
+            env,
+        ]
+        .concat(),
     )
 }
 
@@ -252,4 +260,85 @@ async fn the_trace_follows_service_chaining() {
     assert_eq!(gateway["trace_id"], TRACE_ID);
     assert_eq!(callee["trace_id"], TRACE_ID);
     assert_ne!(gateway["span_id"], callee["span_id"]);
+}
+
+/// An OTLP/HTTP receiver: keeps the body of every `POST /v1/traces` and answers 200.
+async fn otlp_collector() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>) {
+    use http_body_util::BodyExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let received = bodies.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let received = received.clone();
+            let service = hyper::service::service_fn(
+                move |request: hyper::Request<hyper::body::Incoming>| {
+                    let received = received.clone();
+                    async move {
+                        let path = request.uri().path().to_owned();
+                        let body = request.into_body().collect().await?.to_bytes();
+                        if path == "/v1/traces" {
+                            received.lock().unwrap().push(body.to_vec());
+                        }
+                        Ok::<_, hyper::Error>(hyper::Response::new(http_body_util::Full::new(
+                            bytes::Bytes::new(),
+                        )))
+                    }
+                },
+            );
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+            );
+        }
+    });
+    (address, bodies)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
+}
+
+#[tokio::test]
+async fn request_spans_are_exported_over_otlp_in_the_callers_trace() {
+    let (endpoint, bodies) = otlp_collector().await;
+    let host = host_with(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ]);
+    let name = format!("otel{}", std::process::id());
+    let response = client()
+        .post(format!("{}/api/v1/users", host.base))
+        .header("traceparent", PARENT)
+        .json(&serde_json::json!({ "username": name, "email": format!("{name}@example.com") }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+
+    // The spans are protobuf: the trace id as its 16 raw bytes, the names as strings.
+    let trace_id: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&TRACE_ID[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let exported = eventually("the request span at the collector", || async {
+        let bodies = bodies.lock().unwrap();
+        let all: Vec<u8> = bodies.concat();
+        (contains(&all, &trace_id) && contains(&all, b"POST /api/v1/users")).then_some(all)
+    })
+    .await;
+    assert!(contains(&exported, b"spinyard"), "service.name");
+    assert!(contains(&exported, b"http.response.status_code"));
+
+    // The chained call went out in the gateway's span: the callee is in the same trace.
+    let callee = eventually("business-logic's log line", || async {
+        host.log_events().into_iter().find(|e| {
+            e["service"] == "business-logic" && e["message"] == "POST /api/v1/validate/user 200"
+        })
+    })
+    .await;
+    assert_eq!(callee["trace_id"], TRACE_ID);
 }

@@ -231,7 +231,7 @@ class Cluster:
     """The objects of the manifests, by kind and name, with Secret and ConfigMap values."""
 
     def __init__(self, files):
-        self.files, self.objects, self.problems, self.resolved = files, {}, [], {}
+        self.objects, self.problems, self.resolved = {}, [], {}
         for file, docs in files.items():
             if file == "kustomization.yaml":
                 continue

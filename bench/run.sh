@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Throughput and latency of spinyard (a fresh wasm instance per request) against a native hyper
-# server answering the same bodies, measured in the same run with wrk at 32 connections.
+# server answering the same bodies, measured in the same run with wrk at 32 connections; and the
+# cost of the catalogue's Prometheus metrics (two key-value increments per request), against the
+# same component without a store to count in.
 #
 #   bench/run.sh [seconds-per-run]      (default 10)
 #
@@ -39,6 +41,11 @@ source = "$wasm/fixture_minimal.wasm"
 source = "$wasm/fixture_kv.wasm"
 key_value_stores = ["default"]
 TOML
+# The same app with the catalogue counting its requests: in the default store (a SQLite file,
+# as `spin up` keeps it) and in memory (as deploy/spinkube configures it per pod).
+sed 's/^source = "\(.*\)catalogue.wasm"$/&\nkey_value_stores = ["default"]/' "$work/spin.toml" > "$work/metered.toml"
+grep -q 'catalogue.wasm"$' "$work/metered.toml" && grep -A1 'catalogue.wasm"$' "$work/metered.toml" | grep -q key_value_stores
+printf '[key_value_store.default]\ntype = "spin"\n' > "$work/in-memory.toml"
 
 # Start a server, wait for its "Serving http://…" line, print the address.
 start() {
@@ -52,6 +59,9 @@ start() {
 }
 spinyard="$(start spinyard target/release/spinyard up --listen 127.0.0.1:0 --from "$work/spin.toml")"
 native="$(start native target/release/native-baseline 127.0.0.1:0)"
+metered_file="$(start metered-file target/release/spinyard up --listen 127.0.0.1:0 --from "$work/metered.toml")"
+metered_memory="$(start metered-memory target/release/spinyard up --listen 127.0.0.1:0 --from "$work/metered.toml" \
+    --runtime-config-file "$work/in-memory.toml")"
 
 # wrk's --latency report → "req/s p50 p99" (latencies in ms).
 measure() {
@@ -79,3 +89,6 @@ row "spinyard /ok (minimal)" "$native_ok" "$spinyard/ok"
 row "native /api/products" "" "$native/api/products"; native_products="$last_rps"
 row "spinyard /api/products" "$native_products" "$spinyard/api/products"
 row "spinyard /kv (get+set)" "$native_ok" -s "$work/post.lua" "$spinyard/kv/counter"
+row "spinyard /api/products" "" "$spinyard/api/products"; unmetered="$last_rps"
+row "  + metrics (SQLite file)" "$unmetered" "$metered_file/api/products"
+row "  + metrics (in memory)" "$unmetered" "$metered_memory/api/products"

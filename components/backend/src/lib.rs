@@ -17,7 +17,7 @@
 mod errors;
 mod products;
 
-use guest_kit::metrics::HttpMetrics;
+use guest_kit::metrics;
 use guest_kit::{ApiError, ApiResult, Log, Response, Service, json};
 use http::StatusCode;
 use spin_sdk::http::{Method, Request};
@@ -26,14 +26,7 @@ use spin_sdk::http_service;
 /// Seed 001's metric families.
 static SERVICE: Service = Service {
     name: "backend",
-    http: HttpMetrics {
-        requests: "http_requests_total",
-        requests_help: "Total HTTP requests",
-        duration: "http_request_duration_seconds",
-        duration_help: "HTTP request latency in seconds",
-        route_label: "path",
-        duration_by_status: false,
-    },
+    http: metrics::HTTP_REQUESTS,
     counters: &[&products::DATABASE_QUERIES],
     histograms: &[],
     gauges: &[&products::DATABASE_CONNECTIONS],

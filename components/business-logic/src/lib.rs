@@ -17,7 +17,7 @@
 mod orders;
 mod users;
 
-use guest_kit::metrics::HttpMetrics;
+use guest_kit::metrics;
 use guest_kit::{ApiError, ApiResult, Log, Response, Service, probe};
 use spin_sdk::http::{Method, Request};
 use spin_sdk::http_service;
@@ -35,14 +35,7 @@ const INFO: probe::Service = probe::Service {
 /// Seed 004 names no metrics; the request families carry the seed-001 names.
 static SERVICE: Service = Service {
     name: "business-logic",
-    http: HttpMetrics {
-        requests: "http_requests_total",
-        requests_help: "Total HTTP requests",
-        duration: "http_request_duration_seconds",
-        duration_help: "HTTP request latency in seconds",
-        route_label: "path",
-        duration_by_status: false,
-    },
+    http: metrics::HTTP_REQUESTS,
     counters: &[],
     histograms: &[],
     gauges: &[],

@@ -16,7 +16,7 @@
 mod store;
 
 use guest_kit::bridge;
-use guest_kit::metrics::HttpMetrics;
+use guest_kit::metrics;
 use guest_kit::{ApiError, ApiResult, Log, Response, Service, json};
 use http::StatusCode;
 use spin_sdk::http::{Method, Request};
@@ -25,14 +25,7 @@ use spin_sdk::http_service;
 /// Seed 003's metric families (prometheus-flask-exporter's names and labels).
 static SERVICE: Service = Service {
     name: "customer-management-api",
-    http: HttpMetrics {
-        requests: "flask_http_request_total",
-        requests_help: "Total number of HTTP requests by method and status",
-        duration: "flask_http_request_duration_seconds",
-        duration_help: "Flask HTTP request duration in seconds",
-        route_label: "path",
-        duration_by_status: true,
-    },
+    http: metrics::FLASK_EXPORTER,
     counters: &[&bridge::MESSAGES_PROCESSED],
     histograms: &[&bridge::MESSAGE_PROCESSING],
     gauges: &[],

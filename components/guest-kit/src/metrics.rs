@@ -77,6 +77,30 @@ pub struct HttpMetrics {
     pub duration_by_status: bool,
 }
 
+/// The request families of seed 001's backend (`http_requests_total`, by `path`), also used
+/// where a seed names none.
+pub const HTTP_REQUESTS: HttpMetrics = HttpMetrics {
+    requests: "http_requests_total",
+    requests_help: "Total HTTP requests",
+    duration: "http_request_duration_seconds",
+    duration_help: "HTTP request latency in seconds",
+    route_label: "path",
+    duration_by_status: false,
+};
+
+/// prometheus-flask-exporter's request families (seeds 002 and 003).
+pub const FLASK_EXPORTER: HttpMetrics = HttpMetrics {
+    requests: "flask_http_request_total",
+    requests_help: "Total number of HTTP requests by method and status",
+    duration: "flask_http_request_duration_seconds",
+    duration_help: "Flask HTTP request duration in seconds",
+    route_label: "path",
+    duration_by_status: true,
+};
+
+/// One family's stored series: label values → cell (`n`, `b<i>`, `s`, `g`) → value.
+type Series = BTreeMap<Vec<String>, BTreeMap<String, i64>>;
+
 /// What the HTTP cells are filed under.
 const HTTP_FAMILY: &str = "http";
 
@@ -151,12 +175,12 @@ impl Metrics {
         );
     }
 
-    /// Every series of this service: family → label values → cell → value.
-    fn read(&self) -> ApiResult<BTreeMap<String, BTreeMap<Vec<String>, BTreeMap<String, i64>>>> {
+    /// Every series of this service, by family.
+    fn read(&self) -> ApiResult<BTreeMap<String, Series>> {
         let unavailable = |e: store::Error| ApiError::unavailable(format!("metrics store: {e:?}"));
         let keys = self.bucket.list_keys(None).map_err(unavailable)?.keys;
         let prefix = format!("{KEY_PREFIX}{SEPARATOR}{}{SEPARATOR}", self.service);
-        let mut families: BTreeMap<_, BTreeMap<_, BTreeMap<_, _>>> = BTreeMap::new();
+        let mut families: BTreeMap<String, Series> = BTreeMap::new();
         for key in keys {
             let Some(rest) = key.strip_prefix(&prefix) else {
                 continue;
@@ -195,7 +219,7 @@ impl Metrics {
         // it is labelled by them.
         let http_cells = cells(HTTP_FAMILY);
         let mut requests = BTreeMap::new();
-        let mut durations: BTreeMap<Vec<String>, BTreeMap<String, i64>> = BTreeMap::new();
+        let mut durations = Series::new();
         for (labels, series) in http_cells {
             let count: i64 = series
                 .iter()
@@ -340,12 +364,7 @@ fn counter_family(
     family(name, help, MetricType::COUNTER, metrics)
 }
 
-fn histogram_family(
-    name: &str,
-    help: &str,
-    labels: &[&str],
-    series: &BTreeMap<Vec<String>, BTreeMap<String, i64>>,
-) -> MetricFamily {
+fn histogram_family(name: &str, help: &str, labels: &[&str], series: &Series) -> MetricFamily {
     let metrics = series
         .iter()
         .map(|(label_values, cells)| {

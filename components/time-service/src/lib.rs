@@ -24,7 +24,7 @@ mod metadata;
 use std::time::Instant;
 
 use guest_kit::bridge::{self, Bridge};
-use guest_kit::metrics::HttpMetrics;
+use guest_kit::metrics;
 use guest_kit::{ApiError, ApiResult, Log, Response, Service, Trace, json};
 use http::StatusCode;
 use serde_json::Value;
@@ -42,14 +42,7 @@ const EVENTFUL: [&str; 4] = [
 /// Seed 002's metric families (prometheus-flask-exporter's), and the consumer's.
 static SERVICE: Service = Service {
     name: "time-service",
-    http: HttpMetrics {
-        requests: "flask_http_request_total",
-        requests_help: "Total number of HTTP requests by method and status",
-        duration: "flask_http_request_duration_seconds",
-        duration_help: "Flask HTTP request duration in seconds",
-        route_label: "path",
-        duration_by_status: true,
-    },
+    http: metrics::FLASK_EXPORTER,
     counters: &[&bridge::MESSAGES_PROCESSED],
     histograms: &[&bridge::MESSAGE_PROCESSING],
     gauges: &[],

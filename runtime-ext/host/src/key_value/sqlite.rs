@@ -57,16 +57,26 @@ impl SqliteStore {
         &self,
         op: impl FnOnce(&Connection, &str) -> rusqlite::Result<T> + Send + 'static,
     ) -> anyhow::Result<T> {
+        self.in_transaction(|tx, label| Ok(op(tx, label)?)).await
+    }
+
+    /// Runs `op` in one transaction, off the async threads; committed if it succeeds.
+    async fn in_transaction<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&rusqlite::Transaction, &str) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
         let store = self.clone();
         tokio::task::spawn_blocking(move || {
-            let connection = store
+            let mut connection = store
                 .connection
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            op(&connection, &store.label)
+            let tx = connection.transaction()?;
+            let outcome = op(&tx, &store.label)?;
+            tx.commit()?;
+            Ok(outcome)
         })
         .await?
-        .map_err(Into::into)
     }
 
     pub async fn get(&self, key: String) -> anyhow::Result<Option<Vec<u8>>> {
@@ -118,16 +128,10 @@ impl SqliteStore {
     /// Adds `delta` in one transaction; the value is an `i64` in little-endian bytes, as Spin
     /// stores it, so only `increment` (not `get`) reads it portably.
     pub async fn increment(&self, key: String, delta: i64) -> anyhow::Result<i64> {
-        let store = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut connection = store
-                .connection
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let tx = connection.transaction()?;
+        self.in_transaction(move |tx, label| {
             let current: Option<Vec<u8>> = tx
                 .prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?
-                .query_row(params![&*store.label, key], |row| row.get(0))
+                .query_row(params![label, key], |row| row.get(0))
                 .optional()?;
             let current = match current {
                 None => 0,
@@ -139,11 +143,10 @@ impl SqliteStore {
                 .checked_add(delta)
                 .with_context(|| format!("counter `{key}` would overflow"))?;
             tx.prepare_cached(UPSERT)?
-                .execute(params![&*store.label, key, next.to_le_bytes()])?;
-            tx.commit()?;
+                .execute(params![label, key, next.to_le_bytes()])?;
             Ok(next)
         })
-        .await?
+        .await
     }
 
     /// Every key with its value, `None` for a key the store lacks.
@@ -167,21 +170,14 @@ impl SqliteStore {
     }
 
     pub async fn set_many(&self, entries: Vec<(String, Vec<u8>)>) -> anyhow::Result<()> {
-        let store = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut connection = store
-                .connection
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let tx = connection.transaction()?;
+        self.in_transaction(move |tx, label| {
             for (key, value) in entries {
                 tx.prepare_cached(UPSERT)?
-                    .execute(params![&*store.label, key, value])?;
+                    .execute(params![label, key, value])?;
             }
-            tx.commit()?;
             Ok(())
         })
-        .await?
+        .await
     }
 
     pub async fn delete_many(&self, keys: Vec<String>) -> anyhow::Result<()> {

@@ -17,8 +17,11 @@ scripts/postgres.sh
 scripts/kafka.sh
 scripts/mongodb.sh
 # `promtool check metrics` validates every component's /metrics in the host's tests.
-command -v promtool >/dev/null ||
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >/dev/null
+if ! command -v promtool >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq --no-install-recommends prometheus >/dev/null ||
+        { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+fi
 
 scripts/deploy-check.sh  # the SpinKube manifests (deploy/spinkube), offline
 

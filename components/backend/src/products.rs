@@ -61,7 +61,7 @@ async fn select(
     params: Vec<ParameterValue>,
     log: &Log,
 ) -> ApiResult<Vec<Product>> {
-    let metrics = Metrics::open("backend");
+    let metrics = Metrics::open(crate::SERVICE.name);
     if let Some(metrics) = &metrics {
         metrics.count(&DATABASE_QUERIES, &[operation, "products"], 1);
         metrics.adjust(&DATABASE_CONNECTIONS, &["checked_out"], 1);

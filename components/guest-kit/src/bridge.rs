@@ -236,15 +236,17 @@ pub async fn consume(
     let started = Instant::now();
     let outcome = store(&delivery).await;
     let count = delivery.messages.len() as u64;
-    if let Some(metrics) = Metrics::open(service) {
-        let status = if outcome.is_ok() { "success" } else { "error" };
+    // Only final outcomes count: a batch refused while a dependency is down is delivered again,
+    // and a refused batch of several is retried one message at a time (see the bridge).
+    let processed = match &outcome {
+        Ok(_) => Some("success"),
+        Err(e) if count == 1 && !retried_whole(e.status) => Some("error"),
+        Err(_) => None,
+    };
+    if let (Some(status), Some(metrics)) = (processed, Metrics::open(service)) {
         metrics.count(&MESSAGES_PROCESSED, &[status], count);
-        metrics.observe(
-            &MESSAGE_PROCESSING,
-            &[],
-            started.elapsed().as_secs_f64(),
-            count,
-        );
+        let seconds = started.elapsed().as_secs_f64();
+        metrics.observe(&MESSAGE_PROCESSING, &[], seconds, count);
     }
     let (level, message) = match &outcome {
         Ok(_) => (Level::Info, "kafka message processed"),
@@ -264,6 +266,22 @@ pub async fn consume(
             .event(level, message, fields);
     }
     outcome.map(|answer| json(StatusCode::OK, &answer))
+}
+
+/// The answers on which the bridge delivers the same batch again (a dependency or the
+/// deployment is not ready), rather than isolating a bad message.
+fn retried_whole(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE
+            | StatusCode::BAD_GATEWAY
+            | StatusCode::GATEWAY_TIMEOUT
+            | StatusCode::TOO_MANY_REQUESTS
+            | StatusCode::UNAUTHORIZED
+            | StatusCode::FORBIDDEN
+            | StatusCode::NOT_FOUND
+            | StatusCode::METHOD_NOT_ALLOWED
+    )
 }
 
 /// Reads a delivery from the bridge, after checking its bearer token against

@@ -1,6 +1,8 @@
 //! Structured logs: one JSON line per event on stdout, with the seed-001 fields (`service`,
 //! `timestamp` in UTC, `level`, `message`, `trace_id`, `span_id`) and the event's own fields.
 
+use std::io::Write;
+
 use serde_json::{Map, Value};
 
 use crate::trace::Trace;
@@ -61,7 +63,12 @@ impl Log {
     /// standard keys.
     pub fn event(&self, level: Level, message: &str, fields: Value) {
         let timestamp = crate::time::utc_now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-        println!("{}", self.line(level, message, fields, &timestamp));
+        // A closed stdout loses the line; it must not fail the request.
+        let _ = writeln!(
+            std::io::stdout().lock(),
+            "{}",
+            self.line(level, message, fields, &timestamp)
+        );
     }
 
     fn line(&self, level: Level, message: &str, fields: Value, timestamp: &str) -> String {

@@ -5,8 +5,8 @@
 //! Prometheus expects each pod to report its own counters.
 //!
 //! Keys: `metrics|<service>|<family>|<label values…>|<cell>`, where the cell is `n` for a
-//! counter, `b<i>` for a histogram bucket (not cumulative) and `s` for a histogram's sum in
-//! microseconds. Values are read back with `increment(key, 0)`: Spin's SQLite store keeps
+//! counter, `g` for a stored gauge, `b<i>` for a histogram bucket (not cumulative) and `s` for
+//! a histogram's sum in microseconds. Values are read back with `increment(key, 0)`: Spin's SQLite store keeps
 //! counters as little-endian bytes and its Redis store as decimal text, and only `increment`
 //! reads both. Recording never fails a request: a store that cannot be reached loses the
 //! sample and `/metrics` answers 503.
@@ -186,9 +186,10 @@ impl Metrics {
                 continue;
             };
             let mut parts: Vec<String> = rest.split(SEPARATOR).map(str::to_owned).collect();
-            let (Some(cell), true) = (parts.pop(), !parts.is_empty()) else {
+            if parts.len() < 2 {
                 continue;
-            };
+            }
+            let cell = parts.pop().expect("two parts or more");
             let family = parts.remove(0);
             let value = atomics::increment(&self.bucket, &key, 0).map_err(unavailable)?;
             families

@@ -60,6 +60,12 @@ where
         .and_then(|value| value.to_str().ok());
     let log = Log::new(service.name, Trace::child_of(parent));
     let method = request.method().to_string();
+    // Any token is a valid method: only the standard ones become label values.
+    let method_label = match method.as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "DELETE" | "CONNECT" | "OPTIONS" | "TRACE"
+        | "PATCH") => m,
+        _ => "other",
+    };
     let path = crate::request::path(&request).to_owned();
 
     let (response, error) = match route(request, log).await {
@@ -72,7 +78,7 @@ where
     if let Some(route) = (service.route_of)(&path)
         && let Some(metrics) = Metrics::open(service.name)
     {
-        metrics.record_request(&method, route, status.as_u16(), seconds);
+        metrics.record_request(method_label, route, status.as_u16(), seconds);
     }
     let level = if status.is_server_error() {
         Level::Error

@@ -60,7 +60,7 @@ impl Trace {
 }
 
 /// The trace id and flags of a valid `traceparent` (its parent span id is not needed: only
-/// this span's own id is reported).
+/// this span's own id is reported). Flags other than `sampled` are not passed on (level 1).
 fn parse(value: &str) -> Option<([u8; 16], u8)> {
     let value = value.trim();
     let mut parts = value.split('-');
@@ -79,7 +79,7 @@ fn parse(value: &str) -> Option<([u8; 16], u8)> {
     if trace_id == [0; 16] || parent_id == [0; 8] {
         return None;
     }
-    Some((trace_id, flags))
+    Some((trace_id, flags & SAMPLED))
 }
 
 /// Lowercase hex of exactly `N` bytes; uppercase is invalid in `traceparent`.
@@ -169,6 +169,16 @@ mod tests {
             );
             assert!(trace.traceparent().ends_with("-01"), "{bad}");
         }
+    }
+
+    #[test]
+    fn unknown_flags_are_dropped() {
+        let flagged = PARENT.replace("-01", "-ff");
+        assert!(
+            Trace::child_of(Some(&flagged))
+                .traceparent()
+                .ends_with("-01")
+        );
     }
 
     #[test]

@@ -279,9 +279,9 @@ impl AppRuntime {
     }
 
     /// Exports the spans still queued; called once the server has stopped.
-    pub fn shutdown_telemetry(&self) {
+    pub async fn shutdown_telemetry(&self) {
         if let Some(telemetry) = &self.telemetry {
-            telemetry.shutdown();
+            telemetry.shutdown().await;
         }
     }
 

@@ -76,7 +76,7 @@ pub async fn serve(app: Arc<AppRuntime>, listener: TcpListener) -> anyhow::Resul
     {
         tracing::warn!("in-flight requests still running after {SHUTDOWN_GRACE:?}; exiting anyway");
     }
-    app.shutdown_telemetry();
+    app.shutdown_telemetry().await;
     Ok(())
 }
 

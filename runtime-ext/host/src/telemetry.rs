@@ -5,7 +5,9 @@
 //! Each request gets a server span named `{method} {route}`, a child of its incoming
 //! `traceparent`; the components' outbound requests carry that span's `traceparent`, replacing
 //! one the guest set, as Spin's outbound HTTP does. With telemetry off nothing is injected and
-//! a guest's own `traceparent` goes out as it wrote it.
+//! a guest's own `traceparent` goes out as it wrote it. As in Spin, the guest sees the incoming
+//! `traceparent` unchanged: a request that arrives without one is logged by the guest in a trace
+//! of its own, while the exported span starts another (see README, Observability).
 
 use anyhow::{Context as _, bail};
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
@@ -19,6 +21,9 @@ use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 
 /// The service name when neither `OTEL_SERVICE_NAME` nor `OTEL_RESOURCE_ATTRIBUTES` names one.
 const DEFAULT_SERVICE_NAME: &str = "spinyard";
+
+/// How long the last spans may take to export when the server stops.
+const SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The exporter and the tracer requests are traced with.
 pub struct Telemetry {
@@ -45,6 +50,17 @@ impl Telemetry {
             bail!(
                 "OTEL_EXPORTER_OTLP_PROTOCOL=`{protocol}`: spinyard exports traces over \
                  `http/protobuf` only (Spin's default)"
+            );
+        }
+        let endpoint = std::env::var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .ok()
+            .filter(|e| !e.is_empty())
+            .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
+            .unwrap_or_default();
+        if endpoint.starts_with("https://") {
+            bail!(
+                "OTLP endpoint `{endpoint}`: spinyard exports over plain `http://` only \
+                 (use a collector sidecar or an http:// endpoint)"
             );
         }
         let exporter = opentelemetry_otlp::SpanExporter::builder()
@@ -89,10 +105,18 @@ impl Telemetry {
         }
     }
 
-    /// Exports what is still queued.
-    pub fn shutdown(&self) {
-        if let Err(error) = self.provider.shutdown() {
-            tracing::warn!("exporting the last spans failed: {error}");
+    /// Exports what is still queued. The processor's shutdown blocks until its task (on this
+    /// runtime) has exported, so it runs on the blocking pool, bounded.
+    pub async fn shutdown(&self) {
+        let provider = self.provider.clone();
+        let exported = tokio::task::spawn_blocking(move || provider.shutdown());
+        match tokio::time::timeout(SHUTDOWN_TIMEOUT, exported).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => tracing::warn!("exporting the last spans failed: {error}"),
+            Ok(Err(error)) => tracing::warn!("exporting the last spans failed: {error}"),
+            Err(_) => {
+                tracing::warn!("the last spans were not exported within {SHUTDOWN_TIMEOUT:?}")
+            }
         }
     }
 }

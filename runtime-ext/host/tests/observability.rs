@@ -309,6 +309,7 @@ async fn request_spans_are_exported_over_otlp_in_the_callers_trace() {
     let host = host_with(&[
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ("OTEL_SERVICE_NAME", "spinyard-otlp-test"),
     ]);
     let name = format!("otel{}", std::process::id());
     let response = client()
@@ -330,7 +331,7 @@ async fn request_spans_are_exported_over_otlp_in_the_callers_trace() {
         (contains(&all, &trace_id) && contains(&all, b"POST /api/v1/users")).then_some(all)
     })
     .await;
-    assert!(contains(&exported, b"spinyard"), "service.name");
+    assert!(contains(&exported, b"spinyard-otlp-test"), "service.name");
     assert!(contains(&exported, b"http.response.status_code"));
 
     // The chained call went out in the gateway's span: the callee is in the same trace.

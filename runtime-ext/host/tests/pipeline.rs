@@ -106,16 +106,26 @@ async fn a_purchase_carries_its_trace_through_kafka_to_the_consumer() {
     let purchase_id = response.json::<Value>().await.unwrap()["data"]["purchase_id"].clone();
     purchases_when(host, "traced-user", 1).await;
 
-    // The producer's span, and the consumer's, each in the caller's trace.
-    let events = host.log_events();
-    let find = |service: &str, message: &str| {
-        events
-            .iter()
-            .find(|e| e["service"] == service && e["message"] == message)
-            .unwrap_or_else(|| panic!("no `{message}` from {service} in {events:#?}"))
-    };
-    let produced = find("customer-web-server", "POST /buy 201");
-    let consumed = find("customer-management-api", "kafka message processed");
+    // The producer's span, and the consumer's, each in the caller's trace (the consumer logs
+    // once its store answered, which may be just after the purchase became visible).
+    let (produced, consumed) = eventually(VISIBLE_WITHIN, "both log lines", || async {
+        let events = host.log_events();
+        let find = |service: &str, message: &str| {
+            events
+                .iter()
+                .find(|e| {
+                    e["service"] == service
+                        && e["message"] == message
+                        && (service != "customer-management-api" || e["key"] == "traced-user")
+                })
+                .cloned()
+        };
+        Some((
+            find("customer-web-server", "POST /buy 201")?,
+            find("customer-management-api", "kafka message processed")?,
+        ))
+    })
+    .await;
     assert_eq!(produced["trace_id"], TRACE_ID);
     assert_eq!(consumed["trace_id"], TRACE_ID, "{consumed}");
     assert_eq!(consumed["topic"], "purchases");

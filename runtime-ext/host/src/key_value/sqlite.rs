@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 /// Spin's schema, so a `.spin/sqlite_key_value.db` is interchangeable between spin and spinyard.
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS spin_key_value (
@@ -60,7 +60,8 @@ impl SqliteStore {
         self.in_transaction(|tx, label| Ok(op(tx, label)?)).await
     }
 
-    /// Runs `op` in one transaction, off the async threads; committed if it succeeds.
+    /// Runs `op` in one transaction, off the async threads; committed if it succeeds. Immediate,
+    /// so a read-then-write (`increment`) waits for another writer of the file rather than failing.
     async fn in_transaction<T: Send + 'static>(
         &self,
         op: impl FnOnce(&rusqlite::Transaction, &str) -> anyhow::Result<T> + Send + 'static,
@@ -71,7 +72,7 @@ impl SqliteStore {
                 .connection
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let tx = connection.transaction()?;
+            let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let outcome = op(&tx, &store.label)?;
             tx.commit()?;
             Ok(outcome)

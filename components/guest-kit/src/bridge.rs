@@ -269,7 +269,8 @@ pub async fn consume(
 }
 
 /// The answers on which the bridge delivers the same batch again (a dependency or the
-/// deployment is not ready), rather than isolating a bad message.
+/// deployment is not ready), rather than isolating a bad message: the list in the bridge's
+/// `consume.rs`, which this must follow.
 fn retried_whole(status: StatusCode) -> bool {
     matches!(
         status,

@@ -111,7 +111,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Opens the store; `None` (after logging nothing) when it cannot be opened.
+    /// Opens the store; `None` when it cannot be opened (the sample is then lost, silently).
     pub fn open(service: &'static str) -> Option<Self> {
         store::open(STORE)
             .ok()

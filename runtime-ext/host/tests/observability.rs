@@ -231,29 +231,30 @@ async fn log_lines_are_json_with_the_callers_trace() {
     assert_eq!(traces[0].as_str().unwrap().len(), 32);
 }
 
-#[tokio::test]
-async fn the_trace_follows_service_chaining() {
-    let host = host();
-    let name = format!("trace{}", std::process::id());
-    let response = client()
+/// `POST /api/v1/users` (a fresh user named from `prefix`) with the caller's [`PARENT`]; the
+/// gateway chains to business-logic to validate it.
+async fn create_user_in_callers_trace(host: &Host, prefix: &str) -> reqwest::Response {
+    let name = format!("{prefix}{}", std::process::id());
+    client()
         .post(format!("{}/api/v1/users", host.base))
         .header("traceparent", PARENT)
         .json(&serde_json::json!({ "username": name, "email": format!("{name}@example.com") }))
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_trace_follows_service_chaining() {
+    let host = host();
+    let response = create_user_in_callers_trace(&host, "trace").await;
     assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
     let (gateway, callee) = eventually("both services' log lines", || async {
-        let events = host.log_events();
-        let find = |service: &str, message: &str| {
-            events
-                .iter()
-                .find(|e| e["service"] == service && e["message"] == message)
-                .cloned()
-        };
         Some((
-            find("frontend-api", "POST /api/v1/users 201")?,
-            find("business-logic", "POST /api/v1/validate/user 200")?,
+            host.logged("frontend-api", "POST /api/v1/users 201")
+                .pop()?,
+            host.logged("business-logic", "POST /api/v1/validate/user 200")
+                .pop()?,
         ))
     })
     .await;
@@ -311,14 +312,7 @@ async fn request_spans_are_exported_over_otlp_in_the_callers_trace() {
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
         ("OTEL_SERVICE_NAME", "spinyard-otlp-test"),
     ]);
-    let name = format!("otel{}", std::process::id());
-    let response = client()
-        .post(format!("{}/api/v1/users", host.base))
-        .header("traceparent", PARENT)
-        .json(&serde_json::json!({ "username": name, "email": format!("{name}@example.com") }))
-        .send()
-        .await
-        .unwrap();
+    let response = create_user_in_callers_trace(&host, "otel").await;
     assert_eq!(response.status(), 201);
 
     // The spans are protobuf: the trace id as its 16 raw bytes, the names as strings.
@@ -336,9 +330,8 @@ async fn request_spans_are_exported_over_otlp_in_the_callers_trace() {
 
     // The chained call went out in the gateway's span: the callee is in the same trace.
     let callee = eventually("business-logic's log line", || async {
-        host.log_events().into_iter().find(|e| {
-            e["service"] == "business-logic" && e["message"] == "POST /api/v1/validate/user 200"
-        })
+        host.logged("business-logic", "POST /api/v1/validate/user 200")
+            .pop()
     })
     .await;
     assert_eq!(callee["trace_id"], TRACE_ID);

@@ -109,20 +109,13 @@ async fn a_purchase_carries_its_trace_through_kafka_to_the_consumer() {
     // The producer's span, and the consumer's, each in the caller's trace (the consumer logs
     // once its store answered, which may be just after the purchase became visible).
     let (produced, consumed) = eventually(VISIBLE_WITHIN, "both log lines", || async {
-        let events = host.log_events();
-        let find = |service: &str, message: &str| {
-            events
-                .iter()
-                .find(|e| {
-                    e["service"] == service
-                        && e["message"] == message
-                        && (service != "customer-management-api" || e["key"] == "traced-user")
-                })
-                .cloned()
-        };
+        let consumed = host
+            .logged("customer-management-api", "kafka message processed")
+            .into_iter()
+            .find(|e| e["key"] == "traced-user")?;
         Some((
-            find("customer-web-server", "POST /buy 201")?,
-            find("customer-management-api", "kafka message processed")?,
+            host.logged("customer-web-server", "POST /buy 201").pop()?,
+            consumed,
         ))
     })
     .await;

@@ -317,6 +317,7 @@ impl Delivery {
                 let reason = format!("{status}: {}", body.chars().take(500).collect::<String>());
                 // A down dependency, or a deployment that is not right yet (wrong secret, route
                 // not deployed): never the message's fault, so never the dead-letter topic.
+                // guest-kit's `bridge::retried_whole` counts consumer metrics by this list.
                 if matches!(
                     status,
                     StatusCode::SERVICE_UNAVAILABLE

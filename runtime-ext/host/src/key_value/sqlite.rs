@@ -52,19 +52,10 @@ impl SqliteStore {
         })
     }
 
-    /// Runs `op` on the connection off the async threads.
-    async fn with<T: Send + 'static>(
+    /// Runs `op` on the locked connection, off the async threads.
+    async fn locked<T: Send + 'static>(
         &self,
-        op: impl FnOnce(&Connection, &str) -> rusqlite::Result<T> + Send + 'static,
-    ) -> anyhow::Result<T> {
-        self.in_transaction(|tx, label| Ok(op(tx, label)?)).await
-    }
-
-    /// Runs `op` in one transaction, off the async threads; committed if it succeeds. Immediate,
-    /// so a read-then-write (`increment`) waits for another writer of the file rather than failing.
-    async fn in_transaction<T: Send + 'static>(
-        &self,
-        op: impl FnOnce(&rusqlite::Transaction, &str) -> anyhow::Result<T> + Send + 'static,
+        op: impl FnOnce(&mut Connection, &str) -> anyhow::Result<T> + Send + 'static,
     ) -> anyhow::Result<T> {
         let store = self.clone();
         tokio::task::spawn_blocking(move || {
@@ -72,12 +63,33 @@ impl SqliteStore {
                 .connection
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
+            op(&mut connection, &store.label)
+        })
+        .await?
+    }
+
+    /// Runs `op`, statements SQLite makes atomic one by one.
+    async fn with<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&Connection, &str) -> rusqlite::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        self.locked(|connection, label| Ok(op(connection, label)?))
+            .await
+    }
+
+    /// Runs `op` in one transaction, committed if it succeeds. Immediate, so a read-then-write
+    /// (`increment`) waits for another writer of the file rather than failing.
+    async fn in_transaction<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&rusqlite::Transaction, &str) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        self.locked(|connection, label| {
             let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let outcome = op(&tx, &store.label)?;
+            let outcome = op(&tx, label)?;
             tx.commit()?;
             Ok(outcome)
         })
-        .await?
+        .await
     }
 
     pub async fn get(&self, key: String) -> anyhow::Result<Option<Vec<u8>>> {

@@ -38,6 +38,14 @@ pub struct Host {
 }
 
 impl Host {
+    /// The JSON log lines `service` has written with exactly `message`.
+    pub fn logged(&self, service: &str, message: &str) -> Vec<serde_json::Value> {
+        self.log_events()
+            .into_iter()
+            .filter(|e| e["service"] == service && e["message"] == message)
+            .collect()
+    }
+
     /// Every JSON log line the components have written so far.
     pub fn log_events(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(&self.stdout_log)

@@ -1,30 +1,29 @@
 //! The running application: every component pre-linked, the router, and the request path
-//! from an HTTP request to a fresh component instance and back.
+//! from an HTTP request to a component instance ([`crate::instances`]) and back.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use wasmtime::component::Component as Compiled;
-use wasmtime::{Engine, Store, StoreLimitsBuilder, Trap, UpdateDeadline};
-use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
-use wasmtime_wasi_http::p3::bindings::{Service, ServicePre};
-use wasmtime_wasi_http::{Error as HttpError, WasiBody, WasiHttpCtx};
+use wasmtime_wasi_http::p3::bindings::ServicePre;
+use wasmtime_wasi_http::{Error as HttpError, WasiBody};
 
 use crate::engine::{self, PoolLimits};
+use crate::instances::{InstanceSettings, Instances, Lifecycle, ReuseConfig};
 use crate::key_value::{self, KeyValueAccess};
 use crate::manifest::{App, RouteSpec};
-use crate::outbound::{AllowedHosts, Outbound};
+use crate::outbound::AllowedHosts;
 use crate::postgres::{Pools, PostgresAccess};
 use crate::routes::{Route, RouteEntry, Router};
 use crate::runtime_config::RuntimeConfig;
-use crate::state::RequestState;
+use crate::state::InstanceState;
 use crate::telemetry::{self, RequestSpan, Telemetry};
 use crate::variables::{AppVariables, ComponentVariables};
 
@@ -32,8 +31,6 @@ use crate::variables::{AppVariables, ComponentVariables};
 const HEALTH_PATH: &str = "/.well-known/spin/health";
 /// Paths under this prefix belong to the host, never to a component.
 const WELL_KNOWN_PREFIX: &str = "/.well-known/spin/";
-/// How long past its deadline a request may take to unwind before it is abandoned.
-const DEADLINE_GRACE: Duration = Duration::from_millis(250);
 /// The client address Spin reports for a chained request.
 const CHAINED_CLIENT: &str = "0.0.0.0:0";
 
@@ -42,28 +39,27 @@ const CHAINED_CLIENT: &str = "0.0.0.0:0";
 pub struct RuntimeOptions {
     pub runtime_config: Option<PathBuf>,
     pub cache_dir: PathBuf,
-    pub request_timeout: Duration,
+    pub reuse: ReuseConfig,
     pub max_memory_bytes: usize,
     pub max_request_body: u64,
     pub max_instances: u32,
 }
 
-/// One component, compiled, linked and configured.
-struct LoadedComponent {
-    id: Arc<str>,
-    service: ServicePre<RequestState>,
-    environment: Vec<(String, String)>,
-    files_root: Option<PathBuf>,
-    allowed_hosts: Arc<AllowedHosts>,
-    key_value: KeyValueAccess,
-    postgres: PostgresAccess,
-    variables: ComponentVariables,
+/// One component, configured: what each of its instances is given.
+pub struct LoadedComponent {
+    pub id: Arc<str>,
+    pub environment: Vec<(String, String)>,
+    pub files_root: Option<PathBuf>,
+    pub allowed_hosts: Arc<AllowedHosts>,
+    pub key_value: KeyValueAccess,
+    pub postgres: PostgresAccess,
+    pub variables: ComponentVariables,
 }
 
 /// The app as it runs.
 pub struct AppRuntime {
-    engine: Engine,
-    components: HashMap<String, LoadedComponent>,
+    components: HashMap<String, Instances>,
+    lifecycle: Arc<Lifecycle>,
     router: Router,
     options: RuntimeOptions,
     /// Where the server listens; request URLs use it when a client sends no `Host`.
@@ -74,17 +70,6 @@ pub struct AppRuntime {
     telemetry: Option<Telemetry>,
     /// Staged `files`; deleted when the app stops.
     _staging: tempfile::TempDir,
-}
-
-/// Why an invocation produced no response of the guest's own.
-#[derive(Debug)]
-enum Failure {
-    /// The instance could not be created (e.g. every pooled slot is in use).
-    Unavailable(String),
-    /// The guest trapped, panicked, ran out of memory or returned an error code.
-    Fault(String),
-    /// The guest ran past the request time limit.
-    TimedOut,
 }
 
 impl AppRuntime {
@@ -134,7 +119,7 @@ impl AppRuntime {
             );
         }
 
-        let mut components = HashMap::new();
+        let mut loaded = Vec::new();
         for (id, component) in &manifest.component {
             if router.by_component(id).is_none() {
                 continue; // As Spin: a component no trigger names is never instantiated.
@@ -164,11 +149,9 @@ impl AppRuntime {
             let values = variables
                 .component_values(&component.variables)
                 .with_context(context)?;
-            components.insert(
-                id.clone(),
-                LoadedComponent {
+            loaded.push((
+                Arc::new(LoadedComponent {
                     id: id.as_str().into(),
-                    service,
                     environment: component.environment.clone().into_iter().collect(),
                     files_root: has_files.then_some(files_root),
                     key_value: KeyValueAccess::new(component, stores.clone()),
@@ -178,17 +161,34 @@ impl AppRuntime {
                     },
                     allowed_hosts,
                     variables: ComponentVariables::new(id, values),
-                },
-            );
+                }),
+                service,
+            ));
         }
-        Ok(Arc::new(Self {
+        let telemetry = Telemetry::from_env()?;
+        let settings = InstanceSettings {
             engine,
-            components,
+            reuse: options.reuse,
+            max_memory_bytes: options.max_memory_bytes,
+            lifecycle: Arc::new(Lifecycle::default()),
+        };
+        Ok(Arc::new_cyclic(|app| Self {
+            components: loaded
+                .into_iter()
+                .map(|(component, service)| {
+                    let id = component.id.to_string();
+                    (
+                        id,
+                        Instances::new(component, service, app.clone(), &settings),
+                    )
+                })
+                .collect(),
+            lifecycle: settings.lifecycle.clone(),
             router,
             options,
             listen_addr,
             http_pool: crate::outbound::http_pool(),
-            telemetry: Telemetry::from_env()?,
+            telemetry,
             _staging: staging,
         }))
     }
@@ -271,15 +271,22 @@ impl AppRuntime {
             )
         });
         let trace = span.as_ref().map(RequestSpan::context);
-        let response = respond(&component.id, self.invoke(component, request, trace).await);
+        let response = component.handle(request, trace).await;
         if let Some(span) = span {
             span.end(response.status().as_u16());
         }
         response
     }
 
-    /// Exports the spans still queued; called once the server has stopped.
-    pub async fn shutdown_telemetry(&self) {
+    /// Once the server has stopped taking requests: lets every instance finish what it does
+    /// after its responses (bounded by `grace`), then exports the spans still queued.
+    pub async fn shutdown(&self, grace: Duration) {
+        if tokio::time::timeout(grace, self.lifecycle.stop())
+            .await
+            .is_err()
+        {
+            tracing::warn!("instances still running after {grace:?}; exiting anyway");
+        }
         if let Some(telemetry) = &self.telemetry {
             telemetry.shutdown().await;
         }
@@ -311,154 +318,17 @@ impl AppRuntime {
             .telemetry
             .as_ref()
             .map(|_| telemetry::extract(request.headers()));
-        Ok(respond(
-            &component.id,
-            self.invoke(component, request, trace).await,
-        ))
-    }
-
-    fn request_state(
-        self: &Arc<Self>,
-        component: &LoadedComponent,
-        trace: Option<opentelemetry::Context>,
-    ) -> anyhow::Result<RequestState> {
-        let mut wasi = WasiCtxBuilder::new();
-        wasi.envs(&component.environment)
-            .inherit_stdout()
-            .inherit_stderr();
-        if let Some(root) = &component.files_root {
-            wasi.preopened_dir(root, "/", FsPerms::ReadOnly)
-                .map_err(anyhow::Error::from)?;
-        }
-        Ok(RequestState {
-            table: Default::default(),
-            wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
-            outbound: Outbound {
-                component: component.id.clone(),
-                allowed: component.allowed_hosts.clone(),
-                app: self.clone(),
-                trace,
-            },
-            key_value: component.key_value.clone(),
-            postgres: component.postgres.clone(),
-            variables: component.variables.clone(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.options.max_memory_bytes)
-                .trap_on_grow_failure(true)
-                .build(),
-        })
-    }
-
-    /// Runs one request in a fresh instance of `component`.
-    async fn invoke(
-        self: &Arc<Self>,
-        component: &LoadedComponent,
-        request: Request<WasiBody>,
-        trace: Option<opentelemetry::Context>,
-    ) -> Result<Response<WasiBody>, Failure> {
-        let state = self
-            .request_state(component, trace)
-            .map_err(|error| Failure::Fault(format!("{error:#}")))?;
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|state| &mut state.limits);
-        let deadline = Instant::now() + self.options.request_timeout;
-        // Yield to the executor at every epoch tick; trap once the deadline has passed.
-        store.epoch_deadline_callback(move |_| {
-            Ok(if Instant::now() >= deadline {
-                UpdateDeadline::Interrupt
-            } else {
-                UpdateDeadline::Yield(1)
-            })
-        });
-        store.set_epoch_deadline(1);
-        let service: Service = component
-            .service
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|error| Failure::Unavailable(format!("{error:#}")))?;
-        let (request, request_io) =
-            wasmtime_wasi_http::p3::Request::from_http(&mut store.data_mut().outbound, request);
-
-        let (reply, replied) = tokio::sync::oneshot::channel();
-        let id = component.id.clone();
-        let instance = async move {
-            let mut reply = Some(reply);
-            let outcome = store
-                .run_concurrent(async |accessor| -> wasmtime::Result<()> {
-                    let response = match service.handle(accessor, request).await? {
-                        Ok(response) => {
-                            accessor.with(|access| response.into_http(access, request_io))?
-                        }
-                        Err(code) => wasmtime::bail!("the component answered with error {code:?}"),
-                    };
-                    if let Some(reply) = reply.take() {
-                        let _ = reply.send(Ok(response));
-                    }
-                    // Keep the instance running until it has written the whole body.
-                    std::future::poll_fn(|cx| accessor.poll_no_interesting_tasks(cx)).await;
-                    Ok(())
-                })
-                .await
-                .and_then(|result| result);
-            if let Err(error) = outcome {
-                let failure = classify(&error);
-                match reply.take() {
-                    Some(reply) => drop(reply.send(Err(failure))),
-                    None => {
-                        tracing::error!(component = %id, "failed after its response began: {failure:?}")
-                    }
-                }
-            }
-        };
-        let wall_clock = tokio::time::Instant::from_std(deadline + DEADLINE_GRACE);
-        // The instance task owns the store: it keeps streaming the body after we return.
-        tokio::spawn(async move {
-            if tokio::time::timeout_at(wall_clock, instance).await.is_err() {
-                tracing::warn!("abandoned an instance past its deadline");
-            }
-        });
-        match replied.await {
-            Ok(result) => result,
-            // The instance was abandoned at its wall-clock deadline (e.g. blocked on I/O).
-            Err(_) => Err(Failure::TimedOut),
-        }
+        Ok(component.handle(request, trace).await)
     }
 }
 
 /// Pre-links a component; a missing import names the interface, as wasmtime reports it.
 fn link(
-    linker: &wasmtime::component::Linker<RequestState>,
+    linker: &wasmtime::component::Linker<InstanceState>,
     compiled: &Compiled,
-) -> anyhow::Result<ServicePre<RequestState>> {
+) -> anyhow::Result<ServicePre<InstanceState>> {
     let pre = linker.instantiate_pre(compiled)?;
     ServicePre::new(pre).map_err(anyhow::Error::from).context("it does not export `wasi:http/handler@0.3.0` (build it with spin-sdk 7's `#[http_service]`)")
-}
-
-fn classify(error: &wasmtime::Error) -> Failure {
-    match error.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => Failure::TimedOut,
-        _ => Failure::Fault(format!("{error:?}")),
-    }
-}
-
-/// Turns an invocation's outcome into the response the caller gets; failures are logged.
-fn respond(component: &str, outcome: Result<Response<WasiBody>, Failure>) -> Response<WasiBody> {
-    match outcome {
-        Ok(response) => response,
-        Err(Failure::TimedOut) => {
-            tracing::error!(%component, "request exceeded its time limit");
-            empty(StatusCode::GATEWAY_TIMEOUT)
-        }
-        Err(Failure::Unavailable(reason)) => {
-            tracing::error!(%component, "cannot instantiate: {reason}");
-            empty(StatusCode::SERVICE_UNAVAILABLE)
-        }
-        Err(Failure::Fault(reason)) => {
-            tracing::error!(%component, "Error processing request: {reason}");
-            empty(StatusCode::INTERNAL_SERVER_ERROR)
-        }
-    }
 }
 
 /// The `spin-*` request headers; `spin-full-url` is the request's (absolute) URI.
@@ -498,7 +368,7 @@ impl SpinHeaders<'_> {
     }
 }
 
-fn empty(status: StatusCode) -> Response<WasiBody> {
+pub(crate) fn empty(status: StatusCode) -> Response<WasiBody> {
     plain(status, "")
 }
 

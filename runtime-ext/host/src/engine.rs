@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::state::RequestState;
+use crate::state::InstanceState;
 
 /// How often the epoch advances; request deadlines are checked at this granularity.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -134,34 +134,34 @@ fn write_cache(path: &Path, component: &Component) -> anyhow::Result<()> {
 
 /// The linker every component is instantiated with: WASI 0.2 (what Rust std imports),
 /// WASI 0.3 with HTTP, and the Spin interfaces spinyard implements.
-pub fn new_linker(engine: &Engine) -> anyhow::Result<Linker<RequestState>> {
+pub fn new_linker(engine: &Engine) -> anyhow::Result<Linker<InstanceState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi::p3::add_to_linker(&mut linker)?;
-    wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
+    crate::outbound::add_to_linker(&mut linker)?;
     crate::bindings::key_value::add_to_linker::<_, crate::key_value::KeyValueHost>(
         &mut linker,
-        RequestState::key_value_view,
+        InstanceState::key_value_view,
     )?;
     crate::bindings::wasi_keyvalue::store::add_to_linker::<_, crate::key_value::KeyValueHost>(
         &mut linker,
-        RequestState::key_value_view,
+        InstanceState::key_value_view,
     )?;
     crate::bindings::wasi_keyvalue::atomics::add_to_linker::<_, crate::key_value::KeyValueHost>(
         &mut linker,
-        RequestState::key_value_view,
+        InstanceState::key_value_view,
     )?;
     crate::bindings::wasi_keyvalue::batch::add_to_linker::<_, crate::key_value::KeyValueHost>(
         &mut linker,
-        RequestState::key_value_view,
+        InstanceState::key_value_view,
     )?;
     crate::bindings::postgres::add_to_linker::<_, crate::postgres::PostgresHost>(
         &mut linker,
-        RequestState::postgres_view,
+        InstanceState::postgres_view,
     )?;
     crate::bindings::variables::add_to_linker::<_, crate::variables::VariablesHost>(
         &mut linker,
-        RequestState::variables_view,
+        InstanceState::variables_view,
     )?;
     Ok(linker)
 }

@@ -13,8 +13,9 @@
 //! - [`outbound`]: `allowed_outbound_hosts` and outbound HTTP, incl. service chaining.
 //! - [`files`]: staging each component's `files` read-only at its `/`.
 //! - [`engine`]: wasmtime configuration, compiled-component cache, the linker.
-//! - [`state`]: the per-request store data.
-//! - [`app`]: the running app: a fresh instance per request, faults mapped to status codes.
+//! - [`state`]: the per-instance store data.
+//! - [`instances`]: instance reuse as Spin does it for WASIp3, faults mapped to status codes.
+//! - [`app`]: the running app: routing a request to its component's instances, chaining.
 //! - [`server`]: the listener and graceful shutdown.
 //! - [`telemetry`]: OpenTelemetry request spans over OTLP, and `traceparent` propagation.
 //! - [`build`]: `spinyard build`.
@@ -25,6 +26,7 @@ mod bindings;
 pub mod build;
 pub mod engine;
 pub mod files;
+pub mod instances;
 pub mod key_value;
 pub mod manifest;
 pub mod migrate;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use spinyard::app::{AppRuntime, RuntimeOptions};
+use spinyard::instances::{self, Range, ReuseConfig};
 use spinyard::manifest::App;
 
 /// Every request allocates and frees a store's worth of small objects from several threads;
@@ -62,16 +63,28 @@ struct UpArgs {
     /// Build the components first.
     #[arg(long)]
     build: bool,
-    /// The longest a request may run before it is interrupted with a 504.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
-    request_timeout: Duration,
-    /// The most linear memory one instance may use, in MiB; past it the request fails with 500.
+    /// Requests one instance serves before it is dropped (default 128), as a count or a range
+    /// (`1..8`) to pick from per instance; 1 gives every request a fresh instance.
+    #[arg(long, value_parser = instances::parse_count_range)]
+    max_instance_reuse_count: Option<Range<usize>>,
+    /// Requests one instance serves at once (default 16), as a count or a range.
+    #[arg(long, value_parser = instances::parse_count_range)]
+    max_instance_concurrent_reuse_count: Option<Range<usize>>,
+    /// The longest a request may take to answer before it gets a 504 and its instance is
+    /// retired (none by default, as Spin), e.g. `30s` or a range `10..30s`.
+    #[arg(long, value_parser = instances::parse_duration_range)]
+    request_timeout: Option<Range<Duration>>,
+    /// How long an instance without work is kept for the next request, e.g. `1s` (the default)
+    /// or a range.
+    #[arg(long, value_parser = instances::parse_duration_range)]
+    idle_instance_timeout: Option<Range<Duration>>,
+    /// The most linear memory one instance may use, in MiB; past it the instance fails (500).
     #[arg(long, default_value_t = 128)]
     max_memory_mib: usize,
     /// The largest request body accepted, in bytes; larger ones get 413.
     #[arg(long, default_value_t = 16 << 20)]
     max_request_body: u64,
-    /// Component instances alive at once (concurrent requests, chained calls included).
+    /// Component instances alive at once, across all components.
     #[arg(long, default_value_t = 1000)]
     max_instances: u32,
     /// Where compiled components are cached.
@@ -122,16 +135,30 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let reuse = reuse_config(&args);
     let options = RuntimeOptions {
         runtime_config: args.runtime_config_file,
         cache_dir: args
             .cache_dir
             .unwrap_or_else(spinyard::engine::default_cache_dir),
-        request_timeout: args.request_timeout,
+        reuse,
         max_memory_bytes: args.max_memory_mib << 20,
         max_request_body: args.max_request_body,
         max_instances: args.max_instances,
     };
     let runtime = AppRuntime::load(&app, options, listener.local_addr()?).await?;
     spinyard::server::serve(runtime, listener).await
+}
+
+/// The reuse flags over Spin's defaults.
+fn reuse_config(args: &UpArgs) -> ReuseConfig {
+    let default = ReuseConfig::default();
+    ReuseConfig {
+        max_reuse: args.max_instance_reuse_count.unwrap_or(default.max_reuse),
+        max_concurrent: args
+            .max_instance_concurrent_reuse_count
+            .unwrap_or(default.max_concurrent),
+        request_timeout: args.request_timeout,
+        idle_timeout: args.idle_instance_timeout.unwrap_or(default.idle_timeout),
+    }
 }

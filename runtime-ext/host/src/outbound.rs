@@ -5,8 +5,9 @@
 //! A missing port means the scheme's well-known port. `{{ var }}` templates are resolved
 //! against application variables before parsing.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -14,9 +15,15 @@ use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+use wasmtime::AsContextMut;
+use wasmtime::component::{Accessor, GuestTaskId, Linker, Resource};
+use wasmtime_wasi_http::p3::bindings::http::client;
+use wasmtime_wasi_http::{
+    Error as HttpError, RequestOptions, WasiBody, WasiHttp, WasiHttpHooks, WasiHttpView,
+};
 
 use crate::app::AppRuntime;
+use crate::state::InstanceState;
 
 /// The suffix of service-chaining hosts: `http://<component-id>.spin.internal`.
 const CHAINING_SUFFIX: &str = ".spin.internal";
@@ -247,16 +254,69 @@ type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
 type SendFuture =
     Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpError>> + Send>;
 
-/// A request's outbound-HTTP policy: the allow-list, and service chaining in-process.
+/// The spans of the requests an instance is serving, by the guest task serving each: requests
+/// run concurrently in one instance, and an outbound request carries the span of its own.
+#[derive(Clone, Default)]
+pub struct TaskTraces(Arc<Mutex<HashMap<GuestTaskId, opentelemetry::Context>>>);
+
+impl TaskTraces {
+    /// Makes `context` the span of `task` until the guard is dropped.
+    pub fn enter(&self, task: GuestTaskId, context: opentelemetry::Context) -> TaskTrace {
+        self.lock().insert(task, context);
+        TaskTrace {
+            traces: self.clone(),
+            task,
+        }
+    }
+
+    fn get(&self, task: GuestTaskId) -> Option<opentelemetry::Context> {
+        self.lock().get(&task).cloned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<GuestTaskId, opentelemetry::Context>> {
+        // The map is consistent after any panic (single inserts and removes).
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A task's span, for as long as the task is the request's.
+pub struct TaskTrace {
+    traces: TaskTraces,
+    task: GuestTaskId,
+}
+
+impl Drop for TaskTrace {
+    fn drop(&mut self) {
+        self.traces.lock().remove(&self.task);
+    }
+}
+
+/// An instance's outbound-HTTP policy: the allow-list, and service chaining in-process.
 pub struct Outbound {
-    pub component: Arc<str>,
-    pub allowed: Arc<AllowedHosts>,
-    pub app: Arc<AppRuntime>,
-    /// The request's span, when telemetry is on: outbound requests carry its `traceparent`.
-    pub trace: Option<opentelemetry::Context>,
+    component: Arc<str>,
+    allowed: Arc<AllowedHosts>,
+    /// Chained requests are served by the app, which owns this instance (hence weak).
+    app: Weak<AppRuntime>,
+    /// The spans of the requests in flight, when telemetry is on.
+    pub traces: TaskTraces,
+    /// The span of the request whose task is sending right now (set by [`add_to_linker`]'s
+    /// `send` just before wasmtime-wasi-http calls [`WasiHttpHooks::send_request`]).
+    sending: Option<opentelemetry::Context>,
 }
 
 impl Outbound {
+    pub fn new(component: Arc<str>, allowed: Arc<AllowedHosts>, app: Weak<AppRuntime>) -> Self {
+        Self {
+            component,
+            allowed,
+            app,
+            traces: TaskTraces::default(),
+            sending: None,
+        }
+    }
+
     fn deny(&self, scheme: &str, authority: &str) -> SendFuture {
         tracing::error!(
             component = %self.component,
@@ -265,6 +325,42 @@ impl Outbound {
         );
         Box::new(async { Err(HttpError::HttpRequestDenied) })
     }
+}
+
+/// The interface whose `send` [`add_to_linker`] wraps.
+const CLIENT_INTERFACE: &str = "wasi:http/client@0.3.0";
+
+/// Links `wasi:http@0.3.0` (wasmtime-wasi-http's), with `client.send` wrapped to note first which
+/// request's task is sending: the hook that sends ([`Outbound`]'s `send_request`) is not told.
+pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
+    wasmtime_wasi_http::p3::add_to_linker(linker)?;
+    linker.allow_shadowing(true);
+    linker.instance(CLIENT_INTERFACE)?.func_wrap_concurrent(
+        "send",
+        |accessor: &Accessor<InstanceState>,
+         (request,): (Resource<wasmtime_wasi_http::p3::Request>,)| {
+            Box::pin(async move {
+                accessor.with(|mut access| -> wasmtime::Result<()> {
+                    // The oldest task on the stack is the export call serving the request.
+                    let task = access.as_context_mut().async_call_stack()?.last();
+                    let outbound = &mut access.data_mut().outbound;
+                    outbound.sending = task.and_then(|task| outbound.traces.get(task));
+                    Ok(())
+                })?;
+                let http = accessor.with_getter::<WasiHttp>(<InstanceState as WasiHttpView>::http);
+                let sent =
+                    <WasiHttp as client::HostWithStore<InstanceState>>::send(&http, request).await;
+                // An error code goes to the guest; anything else traps, as unwrapped.
+                let sent = match sent {
+                    Ok(response) => Ok(response),
+                    Err(error) => Err(error.downcast()?),
+                };
+                Ok((sent,))
+            })
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
 }
 
 impl WasiHttpHooks for Outbound {
@@ -283,20 +379,24 @@ impl WasiHttpHooks for Outbound {
         if !self.allowed.allows(&scheme, &host, authority.port_u16()) {
             return self.deny(&scheme, authority.as_str());
         }
-        if let Some(trace) = &self.trace {
-            crate::telemetry::inject(trace, request.headers_mut());
+        if let Some(trace) = self.sending.take() {
+            crate::telemetry::inject(&trace, request.headers_mut());
         }
+        // Only a stopping app is gone while its instances run.
+        let Some(app) = self.app.upgrade() else {
+            return Box::new(async { Err(HttpError::DestinationUnavailable) });
+        };
         if let Some(target) = host.strip_suffix(CHAINING_SUFFIX)
             && !target.contains('.')
         {
-            let (app, target) = (self.app.clone(), target.to_string());
+            let target = target.to_string();
             return Box::new(async move {
                 let response = app.chain(&target, request).await?;
                 Ok((response, Box::new(async { Ok(()) }) as IoFuture))
             });
         }
         if scheme == "http" {
-            return send_pooled(self.app.http_pool.clone(), request, options);
+            return send_pooled(app.http_pool.clone(), request, options);
         }
         Box::new(async move {
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;

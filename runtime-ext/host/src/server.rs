@@ -15,7 +15,8 @@ use wasmtime_wasi_http::Error as HttpError;
 
 use crate::app::AppRuntime;
 
-/// How long in-flight requests may take to finish after a shutdown signal.
+/// How long in-flight requests, and then the instances' work after their responses, may take
+/// to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Serves `app` on `listener` until SIGINT or SIGTERM, then lets in-flight requests finish.
@@ -76,7 +77,7 @@ pub async fn serve(app: Arc<AppRuntime>, listener: TcpListener) -> anyhow::Resul
     {
         tracing::warn!("in-flight requests still running after {SHUTDOWN_GRACE:?}; exiting anyway");
     }
-    app.shutdown_telemetry().await;
+    app.shutdown(SHUTDOWN_GRACE).await;
     Ok(())
 }
 

@@ -1,4 +1,5 @@
-//! What one request's store holds, and the outbound-HTTP policy it enforces.
+//! What one instance's store holds: the context every capability reads, shared by the requests
+//! the instance serves (see [`crate::instances`]).
 
 use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
@@ -10,8 +11,9 @@ use crate::outbound::Outbound;
 use crate::postgres::{PostgresAccess, PostgresView};
 use crate::variables::ComponentVariables;
 
-/// The data of a request's `Store`: a fresh one per request, dropped with the instance.
-pub struct RequestState {
+/// The data of an instance's `Store`, dropped with the instance. Nothing in it belongs to one
+/// request: requests in one instance share it, as they share the guest's memory.
+pub struct InstanceState {
     pub table: ResourceTable,
     pub wasi: WasiCtx,
     pub http: WasiHttpCtx,
@@ -22,7 +24,7 @@ pub struct RequestState {
     pub limits: StoreLimits,
 }
 
-impl RequestState {
+impl InstanceState {
     pub fn key_value_view(&mut self) -> KeyValueView<'_> {
         KeyValueView {
             table: &mut self.table,
@@ -42,7 +44,7 @@ impl RequestState {
     }
 }
 
-impl WasiView for RequestState {
+impl WasiView for InstanceState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
             ctx: &mut self.wasi,
@@ -51,7 +53,7 @@ impl WasiView for RequestState {
     }
 }
 
-impl WasiHttpView for RequestState {
+impl WasiHttpView for InstanceState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         WasiHttpCtxView {
             ctx: &mut self.http,

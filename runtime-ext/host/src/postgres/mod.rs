@@ -1,6 +1,7 @@
 //! `spin:postgres@4.2.0` on tokio-postgres: one connection pool per address, shared by
 //! the app's components; a connection handed to a guest is a pooled client, returned to
-//! its pool (after a session reset) when the guest drops it.
+//! its pool when the guest drops it (after a session reset if the guest may have left state
+//! in the session, see [`pools`]).
 //!
 //! As under Spin, an address is checked against the component's `allowed_outbound_hosts`
 //! (`postgres://host:port`) before anything is dialled; every failure reaches the guest as
@@ -20,11 +21,12 @@ use wasmtime::component::{Accessor, FutureReader, HasData, Resource, ResourceTab
 use crate::bindings::postgres as wit;
 use crate::outbound::AllowedHosts;
 
+use self::pools::Pooled;
 pub use self::pools::Pools;
 
 /// A guest's open connection: a client checked out of its address's pool.
 pub struct Connection {
-    client: Arc<deadpool_postgres::Object>,
+    client: Arc<Pooled>,
 }
 
 /// A guest's `connection-builder`: the address, until `build`.
@@ -42,32 +44,21 @@ pub struct PostgresAccess {
 impl PostgresAccess {
     /// Checks every host of `address` against the allow-list, then checks out a client.
     async fn connect(&self, address: &str) -> Result<Connection, wit::Error> {
-        let config = address
-            .parse::<tokio_postgres::Config>()
-            .map_err(|e| wit::Error::ConnectionFailed(format!("invalid address: {e}")))?;
-        let ports = config.get_ports();
-        for (index, host) in config.get_hosts().iter().enumerate() {
-            let tokio_postgres::config::Host::Tcp(host) = host else {
+        let failed = |e: anyhow::Error| wit::Error::ConnectionFailed(format!("{e:#}"));
+        for endpoint in self.pools.endpoints(address).map_err(failed)? {
+            let tokio_postgres::config::Host::Tcp(host) = &endpoint.host else {
                 return Err(wit::Error::ConnectionFailed(
                     "Unix sockets are not supported on WebAssembly".into(),
                 ));
             };
-            // Ports pair with hosts by position; a single port applies to every host.
-            let port = ports
-                .get(index)
-                .or(ports.first().filter(|_| ports.len() == 1));
-            if !self.allowed.allows("postgres", host, port.copied()) {
-                let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+            if !self.allowed.allows("postgres", host, endpoint.port) {
+                let port = endpoint.port.map(|p| format!(":{p}")).unwrap_or_default();
                 return Err(wit::Error::ConnectionFailed(format!(
                     "address postgres://{host}{port} is not permitted"
                 )));
             }
         }
-        let client = self
-            .pools
-            .client(address, config)
-            .await
-            .map_err(|e| wit::Error::ConnectionFailed(format!("{e:#}")))?;
+        let client = self.pools.client(address).await.map_err(failed)?;
         Ok(Connection {
             client: Arc::new(client),
         })
@@ -89,11 +80,13 @@ impl HasData for PostgresHost {
 
 /// The prepared (and cached) statement with the guest's parameters converted for it.
 async fn prepare(
-    client: &deadpool_postgres::Object,
+    client: &Pooled,
     statement: &str,
     params: &[wit::ParameterValue],
 ) -> Result<(tokio_postgres::Statement, Vec<Parameter>), wit::Error> {
+    client.note(statement);
     let prepared = client
+        .client()
         .prepare_cached(statement)
         .await
         .map_err(query_failed)?;
@@ -102,12 +95,13 @@ async fn prepare(
 
 /// Runs a query and reads every row (the guest gets them as one stream).
 async fn query(
-    client: &deadpool_postgres::Object,
+    client: &Pooled,
     statement: &str,
     params: &[wit::ParameterValue],
 ) -> Result<wit::RowSet, wit::Error> {
     let (prepared, params) = prepare(client, statement, params).await?;
     let rows = client
+        .client()
         .query(&prepared, &param_refs(&params))
         .await
         .map_err(query_failed)?;
@@ -128,12 +122,13 @@ async fn query(
 }
 
 async fn execute(
-    client: &deadpool_postgres::Object,
+    client: &Pooled,
     statement: &str,
     params: &[wit::ParameterValue],
 ) -> Result<u64, wit::Error> {
     let (prepared, params) = prepare(client, statement, params).await?;
     client
+        .client()
         .execute(&prepared, &param_refs(&params))
         .await
         .map_err(query_failed)
@@ -193,7 +188,7 @@ fn query_failed(error: tokio_postgres::Error) -> wit::Error {
 fn client_of(
     table: &ResourceTable,
     connection: &Resource<Connection>,
-) -> wasmtime::Result<Arc<deadpool_postgres::Object>> {
+) -> wasmtime::Result<Arc<Pooled>> {
     Ok(table.get(connection)?.client.clone())
 }
 

@@ -1,7 +1,9 @@
-//! One connection pool per PostgreSQL address, created on first use.
+//! One connection pool per PostgreSQL address, created on first use, and the session reset a
+//! client gets before another guest may use it, when it needs one.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -16,56 +18,210 @@ const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 /// fail fast enough for the guest to degrade (the catalogue falls back to JSON).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Run before a client is reused: ends a transaction a guest left open (it may have trapped
-/// mid-way), then resets session state like `DISCARD ALL`, except prepared statements,
-/// which stay cached per client.
+/// Run before a client a guest may have left state in is reused: ends a transaction left open
+/// (the guest may have trapped mid-way), then resets session state like `DISCARD ALL`, except
+/// prepared statements, which stay cached per client.
 const RESET_SESSION: &str = "ROLLBACK; CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; \
     UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES;";
+
+/// Statements that only read or write rows: one of them leaves nothing in the session (a
+/// prepared statement is a single statement, so nothing can follow it).
+const ROW_STATEMENTS: [&str; 7] = [
+    "select", "insert", "update", "delete", "with", "values", "table",
+];
+
+/// Words that may leave state in a session even inside a row statement: functions that set
+/// settings, session locks or sequence caches, and temporary tables. Matching more than needed
+/// (a column named `temperature`) only costs a reset.
+const SESSION_WORDS: [&str; 9] = [
+    "set_config",
+    "advisory_lock",
+    "nextval",
+    "setval",
+    "currval",
+    "lastval",
+    "temp",
+    "dblink",
+    "lo_",
+];
+
+/// Whether running `statement` can leave state in the session for the next user of the client.
+/// Sequences advanced implicitly (a `serial` column's default) are not seen: `lastval()` may
+/// then report another request's value, as it would for two requests on one client anyway.
+pub fn may_leave_session_state(statement: &str) -> bool {
+    let lower = statement.trim_start().to_ascii_lowercase();
+    let first_word = lower
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or_default();
+    !ROW_STATEMENTS.contains(&first_word) || SESSION_WORDS.iter().any(|word| lower.contains(word))
+}
+
+/// A client a guest holds: back to its pool when the guest drops it, reset first (off the
+/// request path) if a statement it ran may have left state in the session.
+pub struct Pooled {
+    object: Option<Object>,
+    needs_reset: AtomicBool,
+}
+
+impl Pooled {
+    pub fn client(&self) -> &Object {
+        self.object.as_ref().expect("present until dropped")
+    }
+
+    /// Notes a statement about to run on this client.
+    pub fn note(&self, statement: &str) {
+        if may_leave_session_state(statement) {
+            self.needs_reset.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        let Some(object) = self.object.take() else {
+            return;
+        };
+        if !*self.needs_reset.get_mut() {
+            return; // Straight back to the pool.
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            drop(Object::take(object)); // Nothing to reset it on: close it instead.
+            return;
+        };
+        runtime.spawn(async move {
+            let reset = tokio::time::timeout(CHECKOUT_TIMEOUT, object.simple_query(RESET_SESSION));
+            if !matches!(reset.await, Ok(Ok(_))) {
+                tracing::warn!("closing a PostgreSQL connection whose session could not be reset");
+                drop(Object::take(object));
+            }
+        });
+    }
+}
+
+/// One address's pool and the endpoints it dials.
+struct AddressPool {
+    pool: Pool,
+    endpoints: Vec<Endpoint>,
+}
+
+/// A host and port an address dials (the port is `None` for the scheme's default).
+#[derive(Clone)]
+pub struct Endpoint {
+    pub host: tokio_postgres::config::Host,
+    pub port: Option<u16>,
+}
 
 /// The app's pools, keyed by the guest's address string (credentials included, so two
 /// users of one server never share a session).
 #[derive(Default)]
 pub struct Pools {
-    pools: Mutex<HashMap<String, Pool>>,
+    pools: Mutex<HashMap<String, AddressPool>>,
 }
 
 impl Pools {
-    /// A client for `address` (already parsed as `config`).
-    pub async fn client(
-        &self,
-        address: &str,
-        mut config: tokio_postgres::Config,
-    ) -> anyhow::Result<Object> {
+    /// What `address` dials, parsed once per address; an address that does not parse is `Err`.
+    pub fn endpoints(&self, address: &str) -> anyhow::Result<Vec<Endpoint>> {
+        let mut pools = self.pools.lock().expect("pool map poisoned");
+        if let Some(known) = pools.get(address) {
+            return Ok(known.endpoints.clone());
+        }
+        let mut config = address
+            .parse::<tokio_postgres::Config>()
+            .context("invalid address")?;
+        let ports = config.get_ports();
+        let endpoints = config
+            .get_hosts()
+            .iter()
+            .enumerate()
+            .map(|(index, host)| Endpoint {
+                host: host.clone(),
+                // Ports pair with hosts by position; a single port applies to every host.
+                port: ports
+                    .get(index)
+                    .or(ports.first().filter(|_| ports.len() == 1))
+                    .copied(),
+            })
+            .collect::<Vec<_>>();
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                // Checked only for being closed: the reset is [`Pooled`]'s, when needed.
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .timeouts(Timeouts {
+                wait: Some(CHECKOUT_TIMEOUT),
+                create: Some(CHECKOUT_TIMEOUT),
+                recycle: Some(CHECKOUT_TIMEOUT),
+            })
+            .runtime(Runtime::Tokio1)
+            .build()
+            .context("building the connection pool")?;
+        pools.insert(
+            address.to_owned(),
+            AddressPool {
+                pool,
+                endpoints: endpoints.clone(),
+            },
+        );
+        Ok(endpoints)
+    }
+
+    /// A client for `address`, whose pool [`Self::endpoints`] has created.
+    pub async fn client(&self, address: &str) -> anyhow::Result<Pooled> {
         let pool = {
-            let mut pools = self.pools.lock().expect("pool map poisoned");
-            match pools.get(address) {
-                Some(pool) => pool.clone(),
-                None => {
-                    if config.get_connect_timeout().is_none() {
-                        config.connect_timeout(CONNECT_TIMEOUT);
-                    }
-                    let manager = Manager::from_config(
-                        config,
-                        NoTls,
-                        ManagerConfig {
-                            recycling_method: RecyclingMethod::Custom(RESET_SESSION.into()),
-                        },
-                    );
-                    let pool = Pool::builder(manager)
-                        .max_size(POOL_SIZE)
-                        .timeouts(Timeouts {
-                            wait: Some(CHECKOUT_TIMEOUT),
-                            create: Some(CHECKOUT_TIMEOUT),
-                            recycle: Some(CHECKOUT_TIMEOUT),
-                        })
-                        .runtime(Runtime::Tokio1)
-                        .build()
-                        .context("building the connection pool")?;
-                    pools.insert(address.to_owned(), pool.clone());
-                    pool
-                }
-            }
+            let pools = self.pools.lock().expect("pool map poisoned");
+            let known = pools.get(address).context("no pool for this address")?;
+            known.pool.clone()
         };
-        pool.get().await.map_err(anyhow::Error::from)
+        Ok(Pooled {
+            object: Some(pool.get().await?),
+            needs_reset: AtomicBool::new(false),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_statements_leave_no_session_state() {
+        for statement in [
+            "SELECT id, name FROM products ORDER BY id",
+            "  select 1",
+            "INSERT INTO products (name) VALUES ($1) RETURNING id",
+            "UPDATE t SET a = 1",
+            "DELETE FROM t",
+            "WITH x AS (SELECT 1) SELECT * FROM x",
+        ] {
+            assert!(!may_leave_session_state(statement), "{statement}");
+        }
+    }
+
+    #[test]
+    fn anything_else_needs_a_reset() {
+        for statement in [
+            "BEGIN",
+            "SET search_path TO x",
+            "LISTEN channel",
+            "CREATE TEMP TABLE t (a int)",
+            "SELECT set_config('a.b', 'c', false)",
+            "SELECT pg_advisory_lock(1)",
+            "SELECT nextval('s')",
+            "SELECT * INTO TEMPORARY t FROM products",
+            "DECLARE c CURSOR WITH HOLD FOR SELECT 1",
+            "PREPARE p AS SELECT 1",
+            "",
+        ] {
+            assert!(may_leave_session_state(statement), "{statement}");
+        }
     }
 }

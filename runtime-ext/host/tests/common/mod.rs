@@ -110,11 +110,22 @@ impl AppDir {
     }
 }
 
+/// Flags every test host gets besides its own, from `SPINYARD_TEST_UP_ARGS` (whitespace
+/// separated): scripts/test.sh runs suites again with `--max-instance-reuse-count 1`.
+fn suite_args() -> Vec<String> {
+    std::env::var("SPINYARD_TEST_UP_ARGS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
 fn command(manifest: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_spinyard"));
     command
         .args(["up", "--listen", "127.0.0.1:0", "--from"])
         .arg(manifest)
+        .args(suite_args())
         .args(args)
         .envs(env.iter().copied())
         .env(

@@ -33,3 +33,7 @@ cargo build -p kafka-bridge  # the pipeline tests start the binary
 # Three tests at a time: each pipeline test starts its own broker, MongoDB server, bridge and host,
 # and nine such sets at once on two cores starve them (see issue 4's note).
 cargo test -p spinyard -- --test-threads=3
+# The suites that run the whole app again, with a fresh instance for every request: the
+# components must be right whether or not an instance is reused (as `spin up` does by default).
+SPINYARD_TEST_UP_ARGS="--max-instance-reuse-count 1" \
+    cargo test -p spinyard --test systems --test pipeline --test observability -- --test-threads=3

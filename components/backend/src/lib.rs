@@ -81,14 +81,9 @@ async fn route(request: Request, log: Log) -> ApiResult<Response> {
 
 /// Waits `slow_delay_seconds` (the seed's `SLOW_ENDPOINT_DELAY`), then answers.
 async fn slow() -> ApiResult<Response> {
-    let raw = spin_sdk::variables::get("slow_delay_seconds")
+    let raw = guest_kit::variable("slow_delay_seconds")
         .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("slow_delay_seconds: {e}"),
-            )
-        })?;
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.message))?;
     let seconds: f64 = raw
         .trim()
         .parse()

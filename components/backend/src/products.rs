@@ -1,11 +1,12 @@
 //! The `products` table (seed 001): rows, validation, and queries.
 
+use guest_kit::db::Row;
 use guest_kit::metrics::{Counter, Gauge, Metrics};
 use guest_kit::{ApiError, ApiResult, Log, Response, db, fields, json};
 use http::StatusCode;
 use serde::Serialize;
 use spin_sdk::http::Request;
-use spin_sdk::pg::{ParameterValue, Row};
+use spin_sdk::pg::ParameterValue;
 
 /// A product as the seed's API returns it.
 #[derive(Debug, Serialize)]
@@ -45,9 +46,9 @@ pub static DATABASE_QUERIES: Counter = Counter {
     labels: &["operation", "table"],
 };
 
-/// `database_connection_pool{status="checked_out"}`: connections open right now. Spin opens a
-/// connection per request (the host pools them, out of the guest's sight), so there is no
-/// `size` to report.
+/// `database_connection_pool{status="checked_out"}`: connections the component holds (as of
+/// its last flush). A request opens its own connection (the host pools them, out of the
+/// guest's sight), so there is no `size` to report.
 pub static DATABASE_CONNECTIONS: Gauge = Gauge {
     name: "database_connection_pool",
     help: "Database connections by status",
@@ -61,15 +62,11 @@ async fn select(
     params: Vec<ParameterValue>,
     log: &Log,
 ) -> ApiResult<Vec<Product>> {
-    let metrics = Metrics::open(crate::SERVICE.name);
-    if let Some(metrics) = &metrics {
-        metrics.count(&DATABASE_QUERIES, &[operation, "products"], 1);
-        metrics.adjust(&DATABASE_CONNECTIONS, &["checked_out"], 1);
-    }
+    let metrics = Metrics::new(crate::SERVICE.name);
+    metrics.count(&DATABASE_QUERIES, &[operation, "products"], 1);
+    metrics.adjust(&DATABASE_CONNECTIONS, &["checked_out"], 1);
     let rows = db::query(statement, params).await;
-    if let Some(metrics) = &metrics {
-        metrics.adjust(&DATABASE_CONNECTIONS, &["checked_out"], -1);
-    }
+    metrics.adjust(&DATABASE_CONNECTIONS, &["checked_out"], -1);
     let products: Vec<Product> = rows?.iter().map(from_row).collect::<ApiResult<_>>()?;
     log.info(
         &format!("db_query_products: {operation}"),

@@ -11,10 +11,11 @@
 //! database host and port come from variables only: they also make up the component's
 //! `allowed_outbound_hosts`, and a file must not be able to widen the network policy.
 
-use guest_kit::Log;
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
-use spin_sdk::variables;
+use guest_kit::Log;
 
 const SECRETS_DIR: &str = "/app/secrets";
 const PROPERTIES_FILE: &str = "/app/db-config/db-config.properties";
@@ -55,15 +56,29 @@ const DEFAULTS: [(&str, &str); 5] = [
     ("db_password", "devops"),
 ];
 
+thread_local! {
+    /// The configuration, read once per instance: its layers do not change while it lives.
+    static CURRENT: RefCell<Option<Rc<Config>>> = const { RefCell::new(None) };
+}
+
 impl Config {
+    /// The configuration, from this instance's first read of it; an error is not kept, so the
+    /// next request reads again.
+    pub async fn current(log: &Log) -> Result<Rc<Self>, String> {
+        if let Some(config) = CURRENT.with_borrow(Option::clone) {
+            return Ok(config);
+        }
+        let config = Rc::new(Self::load(log).await?);
+        CURRENT.set(Some(config.clone()));
+        Ok(config)
+    }
+
     /// Reads every layer; a malformed file is reported and skipped, never fatal.
-    pub async fn load(log: &Log) -> Result<Self, String> {
+    async fn load(log: &Log) -> Result<Self, String> {
         let files = FileLayers::read(log);
         let mut values = HashMap::new();
         for (key, default) in DEFAULTS {
-            let from_variable = variables::get(key)
-                .await
-                .map_err(|e| format!("variable `{key}`: {e}"))?;
+            let from_variable = guest_kit::variable(key).await.map_err(|e| e.message)?;
             let value = Some(from_variable)
                 .filter(|v| !v.is_empty())
                 .or_else(|| files.get(key))
@@ -75,12 +90,12 @@ impl Config {
             "json" => DataSource::Json,
             other => return Err(format!("data_source: `{other}` is neither `json` nor `db`")),
         };
-        let host = variables::get("db_host")
+        let host = guest_kit::variable("db_host")
             .await
-            .map_err(|e| format!("variable `db_host`: {e}"))?;
-        let port = variables::get("db_port")
+            .map_err(|e| e.message)?;
+        let port = guest_kit::variable("db_port")
             .await
-            .map_err(|e| format!("variable `db_port`: {e}"))?;
+            .map_err(|e| e.message)?;
         let name = &values["db_name"];
         Ok(Self {
             app_version: values["app_version"].clone(),

@@ -95,7 +95,7 @@ async fn route(request: Request, log: Log) -> ApiResult<Response> {
             &serde_json::json!({ "status": "healthy" }),
         ));
     }
-    let config = Config::load(&log).await.map_err(|e| {
+    let config = Config::current(&log).await.map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("configuration: {e}"),
@@ -104,7 +104,7 @@ async fn route(request: Request, log: Log) -> ApiResult<Response> {
     Ok(match segments.as_slice() {
         ["api", "products"] => {
             let (products, source) = products::all(&config, &log).await;
-            with_source(json(StatusCode::OK, &products), source)
+            with_source(json(StatusCode::OK, &*products), source)
         }
         ["api", "products", raw_id] => match products::parse_id(raw_id) {
             Ok(id) => match products::one(&config, id, &log).await {

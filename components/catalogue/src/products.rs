@@ -1,8 +1,10 @@
 //! The products: the embedded JSON catalogue, and the PostgreSQL table with fallback to it.
 
+use std::rc::Rc;
+
 use guest_kit::Log;
 use serde::{Deserialize, Serialize};
-use spin_sdk::pg::{Connection, ParameterValue};
+use spin_sdk::pg::ParameterValue;
 
 use crate::config::{Config, DataSource};
 
@@ -34,12 +36,16 @@ impl Source {
     }
 }
 
+thread_local! {
+    /// The embedded catalogue, parsed once per instance.
+    static EMBEDDED: Rc<Vec<Product>> = Rc::new(
+        serde_json::from_str(EMBEDDED_CATALOGUE).expect("products.json is valid (checked by tests)"),
+    );
+}
+
 /// Every product of the embedded catalogue, in file order.
-///
-/// The file is checked by the integration tests; parsing it per request costs a few
-/// microseconds and keeps the component stateless, as a fresh instance serves each request.
-pub fn embedded() -> Vec<Product> {
-    serde_json::from_str(EMBEDDED_CATALOGUE).expect("products.json is valid (checked by tests)")
+pub fn embedded() -> Rc<Vec<Product>> {
+    EMBEDDED.with(Rc::clone)
 }
 
 /// Why a product id from the path could not be used.
@@ -61,10 +67,10 @@ const SELECT_ALL: &str = "SELECT id, name, description, image_url FROM products 
 const SELECT_ONE: &str = "SELECT id, name, description, image_url FROM products WHERE id = $1";
 
 /// Every product, from the configured source; the JSON catalogue if the database fails.
-pub async fn all(config: &Config, log: &Log) -> (Vec<Product>, Source) {
+pub async fn all(config: &Config, log: &Log) -> (Rc<Vec<Product>>, Source) {
     if config.data_source == DataSource::Db {
         match query(config, SELECT_ALL, vec![], log).await {
-            Ok(products) => return (products, Source::Db),
+            Ok(products) => return (Rc::new(products), Source::Db),
             Err(e) => log_fallback(&e, log),
         }
     }
@@ -79,7 +85,7 @@ pub async fn one(config: &Config, id: i32, log: &Log) -> (Option<Product>, Sourc
             Err(e) => log_fallback(&e, log),
         }
     }
-    let product = embedded().into_iter().find(|p| p.id == i64::from(id));
+    let product = embedded().iter().find(|p| p.id == i64::from(id)).cloned();
     (product, Source::Json)
 }
 
@@ -96,14 +102,10 @@ async fn query(
     log: &Log,
 ) -> Result<Vec<Product>, String> {
     let describe = |e: spin_sdk::pg::Error| guest_kit::db::describe(&e);
-    let connection = Connection::open(&config.db_address)
-        .await
-        .map_err(describe)?;
-    let rows = connection
-        .query(statement, params)
+    let rows = guest_kit::db::open(&config.db_address)
         .await
         .map_err(describe)?
-        .collect()
+        .read_rows(statement, params)
         .await
         .map_err(describe)?;
     log.info("Using database as data source", serde_json::Value::Null);

@@ -119,22 +119,22 @@ pub async fn ingest_batch(request: Request) -> ApiResult<Response> {
 /// `GET /api/v1/ingest/stats`.
 pub async fn stats() -> ApiResult<Response> {
     let connection = db::connect().await?;
-    let totals = db::rows(
-        &connection,
-        "SELECT count(*) AS total, min(ingested_at) AS first, max(ingested_at) AS last \
+    let totals = connection
+        .rows(
+            "SELECT count(*) AS total, min(ingested_at) AS first, max(ingested_at) AS last \
          FROM ingested_data",
-        vec![],
-    )
-    .await?;
-    let groups = db::rows(
-        &connection,
-        "SELECT 'type' AS dimension, data_type AS key, count(*) AS n FROM ingested_data \
+            vec![],
+        )
+        .await?;
+    let groups = connection
+        .rows(
+            "SELECT 'type' AS dimension, data_type AS key, count(*) AS n FROM ingested_data \
          GROUP BY data_type \
          UNION ALL \
          SELECT 'source', source, count(*) FROM ingested_data GROUP BY source",
-        vec![],
-    )
-    .await?;
+            vec![],
+        )
+        .await?;
     let mut by_type = Map::new();
     let mut by_source = Map::new();
     for row in &groups {

@@ -1,10 +1,11 @@
 //! Users: listing, and creation after the business-logic service accepted them.
 
+use guest_kit::db::Row;
 use guest_kit::{ApiError, ApiResult, Response, Trace, db, fields, json};
 use http::StatusCode;
 use serde_json::{Value, json};
 use spin_sdk::http::Request;
-use spin_sdk::pg::{ParameterValue, Row};
+use spin_sdk::pg::ParameterValue;
 
 use crate::chain;
 
@@ -52,17 +53,13 @@ pub async fn create(request: Request, trace: &Trace) -> ApiResult<Response> {
     }
     let username = fields::text(&body, "username", 50)?;
     let email = fields::text(&body, "email", 255)?;
-    let inserted = db::connect()
+    let rows = db::connect()
         .await?
-        .query(
+        .read_rows(
             "INSERT INTO users (username, email) VALUES ($1, $2) RETURNING id, username, email, created_at",
             vec![ParameterValue::Str(username), ParameterValue::Str(email)],
         )
         .await;
-    let rows = match inserted {
-        Ok(result) => result.collect().await,
-        Err(e) => Err(e),
-    };
     match rows {
         Ok(rows) => match rows.first() {
             Some(row) => Ok(json(StatusCode::CREATED, &user(row))),

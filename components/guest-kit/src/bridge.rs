@@ -243,7 +243,8 @@ pub async fn consume(
         Err(e) if count == 1 && !retried_whole(e.status) => Some("error"),
         Err(_) => None,
     };
-    if let (Some(status), Some(metrics)) = (processed, Metrics::open(service)) {
+    if let Some(status) = processed {
+        let metrics = Metrics::new(service);
         metrics.count(&MESSAGES_PROCESSED, &[status], count);
         let seconds = started.elapsed().as_secs_f64();
         metrics.observe(&MESSAGE_PROCESSING, &[], seconds, count);

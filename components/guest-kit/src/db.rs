@@ -1,11 +1,20 @@
-//! PostgreSQL access: the address built from Spin variables, errors as clear 503s.
+//! PostgreSQL access: the address built from Spin variables, one connection per instance,
+//! errors as clear 503s.
+//!
+//! An instance opens a connection on its first statement and keeps it for the requests after
+//! (it serves many, some at once: their statements are pipelined on it). None of the
+//! components opens a transaction, which would need a connection of its own. A connection that
+//! fails other than with an error from the server is dropped; the next statement opens another.
 //!
 //! Every database component declares the same component variables (`db_host`, `db_port`,
 //! `db_name`, `db_user`, `db_password`), each bound in `spin.toml` to its system's
 //! application variables, and `allowed_outbound_hosts = ["postgres://{{ db_host }}:{{ db_port }}"]`.
 
-use spin_sdk::pg::{Connection, DbValue, Error, ParameterValue, PgError, Row};
-use spin_sdk::variables;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use spin_sdk::pg::{Connection, DbValue, Decode, Error, ParameterValue, PgError};
 
 use crate::ApiError;
 
@@ -17,9 +26,9 @@ pub const ADDRESS_VARIABLES: [&str; 5] =
 pub async fn address_from_variables() -> Result<String, ApiError> {
     let mut values = Vec::with_capacity(ADDRESS_VARIABLES.len());
     for name in ADDRESS_VARIABLES {
-        let value = variables::get(name).await.map_err(|e| {
-            ApiError::unavailable(format!("database configuration: variable `{name}`: {e}"))
-        })?;
+        let value = crate::variable(name)
+            .await
+            .map_err(|e| ApiError::unavailable(format!("database configuration: {}", e.message)))?;
         values.push(value);
     }
     let [host, port, name, user, password] = <[String; 5]>::try_from(values).expect("five values");
@@ -47,30 +56,120 @@ fn encode(text: &str) -> String {
         .collect()
 }
 
-/// Opens a connection to the component's database; failure is a 503.
-pub async fn connect() -> Result<Connection, ApiError> {
-    let address = address_from_variables().await?;
-    Connection::open(address).await.map_err(unavailable)
+thread_local! {
+    /// This instance's connections, by address.
+    static CONNECTIONS: RefCell<HashMap<String, Rc<Connection>>> = RefCell::new(HashMap::new());
 }
 
-/// Runs `statement` on `connection` and reads every row; failure is a 503.
-pub async fn rows(
+/// The instance's connection to one database.
+pub struct Db {
+    address: String,
+    connection: Rc<Connection>,
+}
+
+/// The instance's connection to `address`, opened if it has none.
+pub async fn open(address: &str) -> Result<Db, Error> {
+    let cached = CONNECTIONS.with_borrow(|open| open.get(address).cloned());
+    let connection = match cached {
+        Some(connection) => connection,
+        None => {
+            let connection = Rc::new(Connection::open(address).await?);
+            CONNECTIONS.with_borrow_mut(|open| open.insert(address.to_owned(), connection.clone()));
+            connection
+        }
+    };
+    Ok(Db {
+        address: address.to_owned(),
+        connection,
+    })
+}
+
+/// The instance's connection to the component's database; failure is a 503.
+pub async fn connect() -> Result<Db, ApiError> {
+    let address = address_from_variables().await?;
+    open(&address).await.map_err(unavailable)
+}
+
+impl Db {
+    /// Runs `statement` and reads every row.
+    pub async fn read_rows(
+        &self,
+        statement: &str,
+        params: Vec<ParameterValue>,
+    ) -> Result<Vec<Row>, Error> {
+        let outcome = read_rows(&self.connection, statement, params).await;
+        if let Err(error) = &outcome
+            && sqlstate(error).is_none()
+        {
+            // Not the server's answer: the connection itself may be gone. Forget it, unless
+            // another request has already put a new one in its place.
+            CONNECTIONS.with_borrow_mut(|open| {
+                if open
+                    .get(&self.address)
+                    .is_some_and(|cached| Rc::ptr_eq(cached, &self.connection))
+                {
+                    open.remove(&self.address);
+                }
+            });
+        }
+        outcome
+    }
+
+    /// Runs `statement` and reads every row; failure is a 503.
+    pub async fn rows(
+        &self,
+        statement: &str,
+        params: Vec<ParameterValue>,
+    ) -> Result<Vec<Row>, ApiError> {
+        self.read_rows(statement, params).await.map_err(unavailable)
+    }
+}
+
+/// A result row, addressed by column name or position, as spin-sdk's `Row` is.
+pub struct Row {
+    columns: Rc<[String]>,
+    values: Vec<DbValue>,
+}
+
+impl Row {
+    /// The value of column `name` as `T`; `None` if there is no such column or it is not a `T`.
+    pub fn get<T: Decode>(&self, name: &str) -> Option<T> {
+        let index = self.columns.iter().position(|column| column == name)?;
+        T::decode(self.values.get(index)?).ok()
+    }
+}
+
+impl std::ops::Index<usize> for Row {
+    type Output = DbValue;
+
+    fn index(&self, index: usize) -> &DbValue {
+        &self.values[index]
+    }
+}
+
+/// Runs `statement` on `connection` and reads every row, as many at a time as the host has
+/// ready (spin-sdk's own `collect` reads them one per call).
+async fn read_rows(
     connection: &Connection,
     statement: &str,
     params: Vec<ParameterValue>,
-) -> Result<Vec<Row>, ApiError> {
-    connection
-        .query(statement, params)
-        .await
-        .map_err(unavailable)?
-        .collect()
-        .await
-        .map_err(unavailable)
+) -> Result<Vec<Row>, Error> {
+    let (columns, rows, outcome) = connection.query(statement, params).await?.into_inner();
+    let columns: Rc<[String]> = columns.into_iter().map(|column| column.name).collect();
+    let rows = rows.collect().await;
+    outcome.await?;
+    Ok(rows
+        .into_iter()
+        .map(|values| Row {
+            columns: columns.clone(),
+            values,
+        })
+        .collect())
 }
 
-/// Connects and runs one statement, reading every row; failure is a 503.
+/// Runs one statement on the component's database, reading every row; failure is a 503.
 pub async fn query(statement: &str, params: Vec<ParameterValue>) -> Result<Vec<Row>, ApiError> {
-    rows(&connect().await?, statement, params).await
+    connect().await?.rows(statement, params).await
 }
 
 /// A round trip to the database (`SELECT 1`), for health and readiness checks.

@@ -34,9 +34,22 @@ pub use log::Log;
 pub use serve::{Service, serve};
 pub use trace::Trace;
 
-/// The component variable `name`; a variable that cannot be read is a 503 naming it.
+thread_local! {
+    /// Variables this instance has read.
+    static VARIABLES: std::cell::RefCell<std::collections::HashMap<String, String>> =
+        Default::default();
+}
+
+/// The component variable `name`, read from the host once per instance (an instance lives for
+/// a bounded number of requests, and a variable's value is the app's configuration: not meant
+/// to change between two requests); one that cannot be read is a 503 naming it.
 pub async fn variable(name: &str) -> ApiResult<String> {
-    spin_sdk::variables::get(name)
+    if let Some(value) = VARIABLES.with_borrow(|read| read.get(name).cloned()) {
+        return Ok(value);
+    }
+    let value = spin_sdk::variables::get(name)
         .await
-        .map_err(|e| ApiError::unavailable(format!("variable `{name}`: {e}")))
+        .map_err(|e| ApiError::unavailable(format!("variable `{name}`: {e}")))?;
+    VARIABLES.with_borrow_mut(|read| read.insert(name.to_owned(), value.clone()));
+    Ok(value)
 }

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::trace::Trace;
 
@@ -24,6 +24,16 @@ impl Level {
         }
     }
 }
+
+/// The keys every line has; an event's fields cannot replace them.
+const STANDARD_KEYS: [&str; 6] = [
+    "service",
+    "timestamp",
+    "level",
+    "message",
+    "trace_id",
+    "span_id",
+];
 
 /// A logger bound to a service and the request's trace.
 #[derive(Clone, Copy, Debug)]
@@ -63,32 +73,46 @@ impl Log {
     /// standard keys.
     pub fn event(&self, level: Level, message: &str, fields: Value) {
         let timestamp = crate::time::utc_now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-        // A closed stdout loses the line; it must not fail the request.
-        let _ = writeln!(
-            std::io::stdout().lock(),
-            "{}",
-            self.line(level, message, fields, &timestamp)
-        );
+        let mut line = self.line(level, message, fields, &timestamp);
+        line.push(b'\n');
+        // One write per line, whatever its length (stdout's line buffer holds only 1 KiB), so
+        // lines of concurrent requests never interleave. A closed stdout loses the line; it
+        // must not fail the request.
+        let _ = std::io::stdout().lock().write_all(&line);
     }
 
-    fn line(&self, level: Level, message: &str, fields: Value, timestamp: &str) -> String {
-        let mut line = match fields {
-            Value::Object(fields) => fields,
-            Value::Null => Map::new(),
-            other => Map::from_iter([("value".to_owned(), other)]),
-        };
-        for (key, value) in [
-            ("service", self.service.to_owned()),
-            ("timestamp", timestamp.to_owned()),
-            ("level", level.as_str().to_owned()),
-            ("message", message.to_owned()),
-            ("trace_id", self.trace.trace_id()),
-            ("span_id", self.trace.span_id()),
-        ] {
-            line.insert(key.to_owned(), Value::String(value));
+    /// The line's JSON, written straight out: the standard keys, then the event's own.
+    fn line(&self, level: Level, message: &str, fields: Value, timestamp: &str) -> Vec<u8> {
+        let mut line = Vec::with_capacity(256);
+        put(&mut line, "service", self.service);
+        put(&mut line, "timestamp", timestamp);
+        put(&mut line, "level", level.as_str());
+        put(&mut line, "message", message);
+        put(&mut line, "trace_id", &self.trace.trace_id());
+        put(&mut line, "span_id", &self.trace.span_id());
+        match fields {
+            Value::Object(fields) => {
+                for (key, value) in &fields {
+                    if !STANDARD_KEYS.contains(&key.as_str()) {
+                        put(&mut line, key, value);
+                    }
+                }
+            }
+            Value::Null => {}
+            other => put(&mut line, "value", &other),
         }
-        Value::Object(line).to_string()
+        line.push(b'}');
+        line
     }
+}
+
+/// Appends `"key":value` to the JSON object `line` is writing.
+fn put(line: &mut Vec<u8>, key: &str, value: &(impl serde::Serialize + ?Sized)) {
+    line.push(if line.is_empty() { b'{' } else { b',' });
+    // Serializing into a `Vec` cannot fail.
+    let _ = serde_json::to_writer(&mut *line, key);
+    line.push(b':');
+    let _ = serde_json::to_writer(&mut *line, value);
 }
 
 #[cfg(test)]
@@ -107,7 +131,7 @@ mod tests {
             serde_json::json!({ "count": 10, "level": "spoofed" }),
             "2026-01-02T03:04:05.000006Z",
         );
-        let parsed: Value = serde_json::from_str(&line).unwrap();
+        let parsed: Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(parsed["service"], "backend");
         assert_eq!(parsed["timestamp"], "2026-01-02T03:04:05.000006Z");
         assert_eq!(parsed["level"], "WARNING");
@@ -115,6 +139,6 @@ mod tests {
         assert_eq!(parsed["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(parsed["span_id"], trace.span_id());
         assert_eq!(parsed["count"], 10);
-        assert!(!line.contains('\n'));
+        assert!(!line.contains(&b'\n'));
     }
 }

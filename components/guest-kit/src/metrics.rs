@@ -1,8 +1,16 @@
 //! Prometheus metrics kept in the app's `default` key-value store, through `wasi:keyvalue`'s
-//! atomic `increment`: Spin runs a fresh instance per request, so a counter has to live in the
-//! host, and an increment is exact however many requests run at once. Only interfaces real
-//! Spin provides are used; on SpinKube the store is per pod (see deploy/spinkube), as
-//! Prometheus expects each pod to report its own counters.
+//! atomic `increment`: an instance serves a bounded number of requests and then goes, and
+//! several serve at once, so a counter has to live in the host, and an increment is exact
+//! however many instances add to it. Only interfaces real Spin provides are used; on SpinKube
+//! the store is per pod (see deploy/spinkube), as Prometheus expects each pod to report its own.
+//!
+//! A request's samples cost no store call on its path: they wait in the instance's memory,
+//! summed by key, and [`flush_after_response`] adds them to the store in a task that runs after
+//! the response, which the host (Spin's, and spinyard) lets finish before it drops the instance.
+//! Requests that end in the same instance within [`FLUSH_DELAY`] share one increment per key, so
+//! under load a request costs a fraction of one store call. A scrape sees a sample once its
+//! flush has run (within milliseconds of the response). Samples are lost only with the instance
+//! itself (a trap in a concurrent request) or when the store cannot be reached.
 //!
 //! Keys: `metrics|<service>|<family>|<label values…>|<cell>`, where the cell is `n` for a
 //! counter, `g` for a stored gauge, `b<i>` for a histogram bucket (not cumulative) and `s` for
@@ -11,7 +19,9 @@
 //! reads both. Recording never fails a request: a store that cannot be reached loses the
 //! sample and `/metrics` answers 503.
 
-use std::collections::BTreeMap;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
 
 use http::{HeaderValue, StatusCode, header};
 use prometheus::proto::{self, MetricFamily, MetricType};
@@ -104,18 +114,56 @@ type Series = BTreeMap<Vec<String>, BTreeMap<String, i64>>;
 /// What the HTTP cells are filed under.
 const HTTP_FAMILY: &str = "http";
 
-/// A service's view of the store.
+/// How long a flush waits for more requests of its instance to end and join it.
+pub const FLUSH_DELAY: Duration = Duration::from_millis(10);
+
+thread_local! {
+    /// Deltas recorded in this instance and not yet added to the store, by key.
+    static PENDING: RefCell<HashMap<String, i64>> = RefCell::new(HashMap::new());
+    /// Keys this instance has added to, so that a series whose deltas cancel out (a gauge moved
+    /// up and down within one flush) still appears, once.
+    static WRITTEN: RefCell<HashSet<String>> = RefCell::new(HashSet::new());
+    /// Whether a flush is scheduled.
+    static FLUSH_SCHEDULED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Adds the samples recorded so far to the store after the current response, unless a flush
+/// is already scheduled (which will take them). Call it as a request ends.
+pub fn flush_after_response() {
+    if PENDING.with_borrow(HashMap::is_empty) || FLUSH_SCHEDULED.replace(true) {
+        return;
+    }
+    // A task of the current request's: it runs on once the response is sent.
+    spin_sdk::wasip3::spawn(async {
+        spin_sdk::time::sleep(FLUSH_DELAY).await;
+        FLUSH_SCHEDULED.set(false);
+        if let Ok(bucket) = store::open(STORE) {
+            flush(&bucket);
+        }
+    });
+}
+
+/// Adds every pending delta to the store (best effort, see the module docs).
+fn flush(bucket: &store::Bucket) {
+    let pending = PENDING.take();
+    WRITTEN.with_borrow_mut(|written| {
+        for (key, delta) in pending {
+            if delta != 0 || !written.contains(&key) {
+                let _ = atomics::increment(bucket, &key, delta);
+                written.insert(key);
+            }
+        }
+    });
+}
+
+/// A service's metrics.
 pub struct Metrics {
     service: &'static str,
-    bucket: store::Bucket,
 }
 
 impl Metrics {
-    /// Opens the store; `None` when it cannot be opened (the sample is then lost, silently).
-    pub fn open(service: &'static str) -> Option<Self> {
-        store::open(STORE)
-            .ok()
-            .map(|bucket| Self { service, bucket })
+    pub fn new(service: &'static str) -> Self {
+        Self { service }
     }
 
     fn key(&self, family: &str, labels: &[&str], cell: &str) -> String {
@@ -130,19 +178,18 @@ impl Metrics {
         key
     }
 
-    fn add(&self, key: &str, delta: i64) {
-        // Best effort by design (module docs): a lost sample never fails the request.
-        let _ = atomics::increment(&self.bucket, key, delta);
+    fn add(&self, key: String, delta: i64) {
+        PENDING.with_borrow_mut(|pending| *pending.entry(key).or_default() += delta);
     }
 
     /// Adds `by` to the counter's series for `labels` (in the family's label order).
     pub fn count(&self, counter: &Counter, labels: &[&str], by: u64) {
-        self.add(&self.key(counter.name, labels, "n"), by as i64);
+        self.add(self.key(counter.name, labels, "n"), by as i64);
     }
 
     /// Moves the stored gauge's series for `labels` by `delta`.
     pub fn adjust(&self, gauge: &Gauge, labels: &[&str], delta: i64) {
-        self.add(&self.key(gauge.name, labels, "g"), delta);
+        self.add(self.key(gauge.name, labels, "g"), delta);
     }
 
     /// Records `count` observations that took `seconds` in all (each about `seconds / count`).
@@ -166,19 +213,21 @@ impl Metrics {
             .position(|bound| each <= *bound)
             .unwrap_or(BUCKETS.len());
         self.add(
-            &self.key(family, labels, &format!("b{bucket}")),
+            self.key(family, labels, &format!("b{bucket}")),
             count as i64,
         );
         self.add(
-            &self.key(family, labels, "s"),
+            self.key(family, labels, "s"),
             (seconds * 1e6).round() as i64,
         );
     }
 
-    /// Every series of this service, by family.
+    /// Every series of this service, by family, this instance's pending samples included.
     fn read(&self) -> ApiResult<BTreeMap<String, Series>> {
         let unavailable = |e: store::Error| ApiError::unavailable(format!("metrics store: {e:?}"));
-        let keys = self.bucket.list_keys(None).map_err(unavailable)?.keys;
+        let bucket = store::open(STORE).map_err(unavailable)?;
+        flush(&bucket);
+        let keys = bucket.list_keys(None).map_err(unavailable)?.keys;
         let prefix = format!("{KEY_PREFIX}{SEPARATOR}{}{SEPARATOR}", self.service);
         let mut families: BTreeMap<String, Series> = BTreeMap::new();
         for key in keys {
@@ -191,7 +240,7 @@ impl Metrics {
             }
             let cell = parts.pop().expect("two parts or more");
             let family = parts.remove(0);
-            let value = atomics::increment(&self.bucket, &key, 0).map_err(unavailable)?;
+            let value = atomics::increment(&bucket, &key, 0).map_err(unavailable)?;
             families
                 .entry(family)
                 .or_default()

@@ -55,7 +55,8 @@ pub fn route_of(service: &Service<'static>, path: &str) -> Option<&'static str> 
     )
 }
 
-/// Liveness: the component answers (a fresh instance per request has no state to go stale).
+/// Liveness: the component answers (an instance lives for a bounded number of requests and
+/// keeps no state that could go stale).
 fn live(service: &str) -> Response {
     json(
         StatusCode::OK,
@@ -85,7 +86,7 @@ async fn ready(service: &str) -> Response {
 
 /// Service information: name, version, region (the `region` variable), and its endpoints.
 async fn info(service: &str, version: &str, endpoints: &[&str]) -> Response {
-    let region = spin_sdk::variables::get("region")
+    let region = crate::variable("region")
         .await
         .unwrap_or_else(|_| "unknown".to_owned());
     json(

@@ -9,7 +9,7 @@ use spin_sdk::http::Request;
 use crate::log::{Level, Log};
 use crate::metrics::{Counter, Gauge, GaugeValue, Histogram, HttpMetrics, Metrics};
 use crate::trace::{TRACEPARENT, Trace};
-use crate::{ApiError, ApiResult, Response};
+use crate::{ApiResult, Response};
 
 /// What a component is called and what it measures.
 pub struct Service {
@@ -27,16 +27,10 @@ pub struct Service {
 }
 
 impl Service {
-    /// The service's metrics store; 503 when it cannot be opened.
-    pub fn metrics(&self) -> ApiResult<Metrics> {
-        Metrics::open(self.name)
-            .ok_or_else(|| ApiError::unavailable("metrics store `default` cannot be opened"))
-    }
-
     /// `GET /metrics`: every family in the Prometheus text format, with `gauges` measured now
-    /// (besides the stored ones).
+    /// (besides the stored ones); 503 when the store cannot be opened.
     pub fn render_metrics(&self, gauges: Vec<GaugeValue>) -> ApiResult<Response> {
-        self.metrics()?.render(
+        Metrics::new(self.name).render(
             &self.http,
             self.counters,
             self.histograms,
@@ -75,11 +69,10 @@ where
     let seconds = started.elapsed().as_secs_f64();
     let status = response.status();
 
-    if let Some(route) = (service.route_of)(&path)
-        && let Some(metrics) = Metrics::open(service.name)
-    {
-        metrics.record_request(method_label, route, status.as_u16(), seconds);
+    if let Some(route) = (service.route_of)(&path) {
+        Metrics::new(service.name).record_request(method_label, route, status.as_u16(), seconds);
     }
+    crate::metrics::flush_after_response();
     let level = if status.is_server_error() {
         Level::Error
     } else if status.is_client_error() {

@@ -1,14 +1,29 @@
 //! Timestamps formatted as the Python originals format them (`datetime.isoformat()`).
 
-use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
+use std::fmt::Write;
+
+use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc};
 
 /// `2024-12-14T21:30:00`, with `.ffffff` only when there are microseconds, like Python.
+/// Written field by field: chrono's `format` interprets its pattern on every call, and rows of
+/// timestamps are formatted on the request path.
 pub fn isoformat(value: NaiveDateTime) -> String {
-    if value.nanosecond() / 1000 == 0 {
-        value.format("%Y-%m-%dT%H:%M:%S").to_string()
-    } else {
-        value.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
+    let mut text = String::with_capacity(26);
+    let _ = write!(
+        text,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+        value.year(),
+        value.month(),
+        value.day(),
+        value.hour(),
+        value.minute(),
+        value.second()
+    );
+    let micros = value.nanosecond() / 1000 % 1_000_000;
+    if micros != 0 {
+        let _ = write!(text, ".{micros:06}");
     }
+    text
 }
 
 /// The current UTC time (from `wasi:clocks`; chrono's `clock` feature is not needed).
@@ -41,5 +56,8 @@ mod tests {
         assert_eq!(isoformat(whole), "2024-12-14T21:30:00");
         let fraction = whole + chrono::Duration::microseconds(1500);
         assert_eq!(isoformat(fraction), "2024-12-14T21:30:00.001500");
+        let early =
+            NaiveDateTime::parse_from_str("0987-01-02 03:04:05", "%Y-%m-%d %H:%M:%S").unwrap();
+        assert_eq!(isoformat(early), "0987-01-02T03:04:05");
     }
 }

@@ -3,8 +3,6 @@
 //! An incoming `traceparent` makes this request's span its child (same trace id, new span id);
 //! without one (or with a malformed one) the request starts a new trace.
 
-use std::fmt::Write;
-
 /// The header that carries the context between services, and in Kafka message headers.
 pub const TRACEPARENT: &str = "traceparent";
 
@@ -95,10 +93,12 @@ fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::new(), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    bytes
+        .iter()
+        .flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0xf)]])
+        .map(char::from)
+        .collect()
 }
 
 /// 24 random bytes: a trace id and a span id.

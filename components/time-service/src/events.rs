@@ -271,7 +271,7 @@ pub async fn store(delivery: &Delivery) -> ApiResult<Value> {
             .into_iter()
             .map(ParameterValue::ArrayStr)
             .collect();
-        db::rows(&connection, statement, params).await?;
+        connection.rows(statement, params).await?;
     }
     Ok(json!({ "stored": delivery.messages.len() }))
 }

@@ -39,7 +39,7 @@ pub fn client_ip(address: &str) -> String {
 }
 
 async fn variable_or_unknown(name: &str) -> String {
-    spin_sdk::variables::get(name)
+    guest_kit::variable(name)
         .await
         .ok()
         .filter(|v| !v.is_empty())

@@ -68,6 +68,24 @@ async fn scrape(host: &Host, path: &str) -> String {
     text
 }
 
+/// Scrapes `path` until its exposition contains every one of `expected` (samples reach the
+/// store just after their responses), and returns it.
+async fn scrape_containing(host: &Host, path: &str, expected: &[&str]) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = scrape(host, path).await;
+        if expected.iter().all(|e| text.contains(e)) {
+            return text;
+        }
+        let missing: Vec<_> = expected.iter().filter(|e| !text.contains(*e)).collect();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{path} never showed {missing:?}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The value of the sample `series` (name and labels exactly as exposed), 0 if absent.
 fn sample(text: &str, series: &str) -> f64 {
     text.lines()
@@ -102,6 +120,15 @@ async fn request_counters_are_exact_under_concurrency() {
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), FOUND);
     assert_eq!(statuses.iter().filter(|s| **s == 404).count(), NOT_FOUND);
 
+    // Samples reach the store just after their responses (guest-kit's flush): wait for the
+    // last of them, then check nothing more arrives.
+    eventually("every request counted", || async {
+        let text = scrape(&host, "/catalogue/metrics").await;
+        (sample(&text, ok) >= FOUND as f64 && sample(&text, missing) >= NOT_FOUND as f64)
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let after = scrape(&host, "/catalogue/metrics").await;
     assert_eq!(sample(&after, ok), FOUND as f64, "{after}");
     assert_eq!(sample(&after, missing), NOT_FOUND as f64, "{after}");
@@ -146,32 +173,37 @@ async fn every_component_exposes_valid_metrics_with_the_seed_names() {
             .await
             .unwrap();
     }
-    let backend = scrape(&host, "/backend/metrics").await;
-    for expected in [
-        "# TYPE http_requests_total counter",
-        r#"http_requests_total{method="GET",path="/products/{id}",status="200"} 1"#,
-        "# TYPE http_request_duration_seconds histogram",
-        r#"database_queries_total{operation="select",table="products"} 2"#,
-        r#"database_connection_pool{status="checked_out"} 0"#,
-    ] {
-        assert!(backend.contains(expected), "{expected} in\n{backend}");
-    }
-    let time = scrape(&host, "/time-service/metrics").await;
-    assert!(
-        time.contains(r#"flask_http_request_total{method="GET",path="/healthz",status="200"} 1"#),
-        "{time}"
-    );
-    let web = scrape(&host, "/customer-web-server/metrics").await;
-    assert!(
-        web.contains("# TYPE flask_http_request_duration_seconds histogram"),
-        "{web}"
-    );
+    scrape_containing(
+        &host,
+        "/backend/metrics",
+        &[
+            "# TYPE http_requests_total counter",
+            r#"http_requests_total{method="GET",path="/products/{id}",status="200"} 1"#,
+            "# TYPE http_request_duration_seconds histogram",
+            r#"database_queries_total{operation="select",table="products"} 2"#,
+            r#"database_connection_pool{status="checked_out"} 0"#,
+        ],
+    )
+    .await;
+    scrape_containing(
+        &host,
+        "/time-service/metrics",
+        &[r#"flask_http_request_total{method="GET",path="/healthz",status="200"} 1"#],
+    )
+    .await;
+    scrape_containing(
+        &host,
+        "/customer-web-server/metrics",
+        &["# TYPE flask_http_request_duration_seconds histogram"],
+    )
+    .await;
     for component in ["frontend-api", "business-logic", "data-ingest"] {
-        let text = scrape(&host, &format!("/{component}/metrics")).await;
-        assert!(
-            text.contains(r#"path="/health/live",status="200"} 1"#),
-            "{component}: {text}"
-        );
+        scrape_containing(
+            &host,
+            &format!("/{component}/metrics"),
+            &[r#"path="/health/live",status="200"} 1"#],
+        )
+        .await;
     }
     // The management API has served nothing yet: no samples, still a valid exposition.
     scrape(&host, "/customer-management-api/metrics").await;

@@ -7,10 +7,12 @@
 //! A request's samples cost no store call on its path: they wait in the instance's memory,
 //! summed by key, and [`flush_after_response`] adds them to the store in a task that runs after
 //! the response, which the host (Spin's, and spinyard) lets finish before it drops the instance.
-//! Requests that end in the same instance within [`FLUSH_DELAY`] share one increment per key, so
-//! under load a request costs a fraction of one store call. A scrape sees a sample once its
-//! flush has run (within milliseconds of the response). Samples are lost only with the instance
-//! itself (a trap in a concurrent request) or when the store cannot be reached.
+//! Requests that end in the same instance before the flush runs share one increment per key, so
+//! under load a request costs a fraction of one store call. The flush waits as long as the
+//! instance has lived, between 1 and 100 ms: a young instance (the only kind with
+//! `--max-instance-reuse-count 1`) does not linger for it, and an older, busy one gathers 100 ms
+//! of requests per flush. A scrape sees a sample once its flush has run. Samples are lost only with
+//! the instance itself (a trap in a concurrent request) or when the store cannot be reached.
 //!
 //! Keys: `metrics|<service>|<family>|<label values…>|<cell>`, where the cell is `n` for a
 //! counter, `g` for a stored gauge, `b<i>` for a histogram bucket (not cumulative) and `s` for
@@ -21,7 +23,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::{HeaderValue, StatusCode, header};
 use prometheus::proto::{self, MetricFamily, MetricType};
@@ -114,8 +116,9 @@ type Series = BTreeMap<Vec<String>, BTreeMap<String, i64>>;
 /// What the HTTP cells are filed under.
 const HTTP_FAMILY: &str = "http";
 
-/// How long a flush waits for more requests of its instance to end and join it.
-pub const FLUSH_DELAY: Duration = Duration::from_millis(10);
+/// The bounds of how long a flush waits for more requests of its instance to end and join it.
+const FLUSH_DELAY: std::ops::RangeInclusive<Duration> =
+    Duration::from_millis(1)..=Duration::from_millis(100);
 
 thread_local! {
     /// Deltas recorded in this instance and not yet added to the store, by key.
@@ -125,6 +128,8 @@ thread_local! {
     static WRITTEN: RefCell<HashSet<String>> = RefCell::new(HashSet::new());
     /// Whether a flush is scheduled.
     static FLUSH_SCHEDULED: Cell<bool> = const { Cell::new(false) };
+    /// About when the instance started: its first flush.
+    static STARTED: Instant = Instant::now();
 }
 
 /// Adds the samples recorded so far to the store after the current response, unless a flush
@@ -134,8 +139,11 @@ pub fn flush_after_response() {
         return;
     }
     // A task of the current request's: it runs on once the response is sent.
-    spin_sdk::wasip3::spawn(async {
-        spin_sdk::time::sleep(FLUSH_DELAY).await;
+    let delay = STARTED
+        .with(Instant::elapsed)
+        .clamp(*FLUSH_DELAY.start(), *FLUSH_DELAY.end());
+    spin_sdk::wasip3::spawn(async move {
+        spin_sdk::time::sleep(delay).await;
         FLUSH_SCHEDULED.set(false);
         if let Ok(bucket) = store::open(STORE) {
             flush(&bucket);

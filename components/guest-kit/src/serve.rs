@@ -62,10 +62,17 @@ where
     };
     let path = crate::request::path(&request).to_owned();
 
-    let (response, error) = match route(request, log).await {
+    let (mut response, error) = match route(request, log).await {
         Ok(response) => (response, None),
         Err(error) => (error.clone().into_response(), Some(error.message)),
     };
+    // The body is complete: say how long it is, so the host sends it as is, not in chunks.
+    let length = http_body::Body::size_hint(response.body()).exact();
+    if let Some(length) = length {
+        response
+            .headers_mut()
+            .insert(http::header::CONTENT_LENGTH, length.into());
+    }
     let seconds = started.elapsed().as_secs_f64();
     let status = response.status();
 

@@ -14,9 +14,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::Weak;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -221,7 +220,9 @@ impl HandlerState for Factory {
         store.set_epoch_deadline(1);
         let service = self.service.instantiate_async(&mut store).await?;
         self.lifecycle.started();
+        tracing::debug!(component = %self.component.id, "instance started");
         let request_timeout = self.reuse.request_timeout.map(Range::sample);
+        let timed_out = Arc::new(AtomicBool::new(false));
         Ok(Instance {
             store,
             proxy: Proxy::P3(service),
@@ -231,9 +232,11 @@ impl HandlerState for Factory {
                 request_timeout,
                 sleep: Box::pin(tokio::time::sleep(Duration::MAX)),
                 stopping: Box::pin(self.lifecycle.stopping.clone().cancelled_owned()),
+                timed_out: timed_out.clone(),
             },
             state: Worker {
                 component: self.component.id.clone(),
+                timed_out,
                 request_timeout,
                 max_reuse: self.reuse.max_reuse.sample(),
                 max_concurrent: self.reuse.max_concurrent.sample(),
@@ -250,6 +253,9 @@ pub struct Expiration {
     request_timeout: Option<Duration>,
     sleep: Pin<Box<tokio::time::Sleep>>,
     stopping: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Set when the instance ends busy past its request timeout: the requests still in it when
+    /// it does have all run that long (it is measured from the latest), so they get a 504.
+    timed_out: Arc<AtomicBool>,
 }
 
 impl WorkerExpiration for Expiration {
@@ -276,21 +282,30 @@ impl WorkerExpiration for Expiration {
         if self.sleep.deadline() != deadline {
             self.sleep.as_mut().reset(deadline);
         }
-        self.sleep.as_mut().poll(cx)
+        let expired = self.sleep.as_mut().poll(cx);
+        if expired.is_ready() && status != WorkerStatus::Idle {
+            self.timed_out.store(true, Ordering::Release);
+        }
+        expired
     }
 }
 
 /// One instance's limits, and what it reports when it ends.
 pub struct Worker {
     component: Arc<str>,
+    timed_out: Arc<AtomicBool>,
     request_timeout: Option<Duration>,
     max_reuse: usize,
     max_concurrent: usize,
     lifecycle: Arc<Lifecycle>,
 }
 
-/// What travels with a request into its instance: its span, for its outbound requests.
-type RequestData = Option<opentelemetry::Context>;
+/// What travels with a request into its instance: its span, for its outbound requests, and a
+/// place to learn whether the instance it ran in ended timed out.
+pub struct RequestData {
+    trace: Option<opentelemetry::Context>,
+    instance_timed_out: Arc<OnceLock<Arc<AtomicBool>>>,
+}
 
 impl WorkerState for Worker {
     type StoreData = InstanceState;
@@ -309,12 +324,15 @@ impl WorkerState for Worker {
     fn on_request_start(
         &self,
         mut store: StoreContextMut<'_, InstanceState>,
-        trace: RequestData,
+        request: RequestData,
         task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+        let _ = request.instance_timed_out.set(self.timed_out.clone());
         // The span is the request's for as long as it awaits its response (this future lives
         // that long); outbound requests of its task carry it.
-        let span = trace.map(|context| store.data_mut().outbound.traces.enter(task, context));
+        let span = request
+            .trace
+            .map(|context| store.data_mut().outbound.traces.enter(task, context));
         let timeout = self.request_timeout;
         Box::pin(async move {
             let _span = span;
@@ -373,12 +391,22 @@ impl Instances {
     pub async fn handle(
         &self,
         request: Request<WasiBody>,
-        trace: RequestData,
+        trace: Option<opentelemetry::Context>,
     ) -> Response<WasiBody> {
         let component = &*self.component;
-        match self.handler.handle(trace, request).await {
+        let instance_timed_out = Arc::new(OnceLock::new());
+        let data = RequestData {
+            trace,
+            instance_timed_out: instance_timed_out.clone(),
+        };
+        let timed_out = || {
+            instance_timed_out
+                .get()
+                .is_some_and(|timed_out| timed_out.load(Ordering::Acquire))
+        };
+        match self.handler.handle(data, request).await {
             Ok(response) => response,
-            Err(error) if error.is::<ExpirationError>() => {
+            Err(error) if error.is::<ExpirationError>() || timed_out() => {
                 tracing::error!(%component, "request exceeded its time limit");
                 empty(StatusCode::GATEWAY_TIMEOUT)
             }

@@ -368,3 +368,56 @@ async fn request_spans_are_exported_over_otlp_in_the_callers_trace() {
     .await;
     assert_eq!(callee["trace_id"], TRACE_ID);
 }
+
+#[tokio::test]
+async fn concurrent_requests_each_pass_on_their_own_span() {
+    let (endpoint, bodies) = otlp_collector().await;
+    let host = host_with(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ]);
+    // Without an incoming `traceparent`, the gateway logs a trace of its own making while the
+    // host's span starts another; the chained call carries the host span's (see README).
+    const REQUESTS: usize = 6;
+    let requests = (0..REQUESTS).map(|i| {
+        let name = format!("span{i}x{}", std::process::id());
+        client()
+            .post(format!("{}/api/v1/users", host.base))
+            .json(&serde_json::json!({ "username": name, "email": format!("{name}@example.com") }))
+            .send()
+    });
+    for response in futures::future::join_all(requests).await {
+        assert_eq!(response.unwrap().status(), 201);
+    }
+    let trace_ids = |service: &str, message: &str| -> Vec<String> {
+        host.logged(service, message)
+            .iter()
+            .map(|e| e["trace_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (gateway, callee) = eventually("every request's two log lines", || async {
+        let gateway = trace_ids("frontend-api", "POST /api/v1/users 201");
+        let callee = trace_ids("business-logic", "POST /api/v1/validate/user 200");
+        (gateway.len() == REQUESTS && callee.len() == REQUESTS).then_some((gateway, callee))
+    })
+    .await;
+    let distinct: std::collections::HashSet<_> = callee.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        REQUESTS,
+        "a span went out with another request: {callee:?}"
+    );
+    for trace in &callee {
+        assert!(
+            !gateway.contains(trace),
+            "the host's span was not passed on: {trace}"
+        );
+        let raw: Vec<u8> = (0..16)
+            .map(|i| u8::from_str_radix(&trace[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        eventually("the host's span at the collector", || async {
+            contains(&bodies.lock().unwrap().concat(), &raw).then_some(())
+        })
+        .await;
+    }
+}

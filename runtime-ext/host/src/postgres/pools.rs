@@ -120,72 +120,89 @@ pub struct Pools {
 }
 
 impl Pools {
-    /// What `address` dials, parsed once per address; an address that does not parse is `Err`.
+    /// What `address` dials; an address that does not parse is `Err`.
     pub fn endpoints(&self, address: &str) -> anyhow::Result<Vec<Endpoint>> {
-        let mut pools = self.pools.lock().expect("pool map poisoned");
-        if let Some(known) = pools.get(address) {
+        if let Some(known) = self.lock().get(address) {
             return Ok(known.endpoints.clone());
         }
-        let mut config = address
-            .parse::<tokio_postgres::Config>()
-            .context("invalid address")?;
-        let ports = config.get_ports();
-        let endpoints = config
-            .get_hosts()
-            .iter()
-            .enumerate()
-            .map(|(index, host)| Endpoint {
-                host: host.clone(),
-                // Ports pair with hosts by position; a single port applies to every host.
-                port: ports
-                    .get(index)
-                    .or(ports.first().filter(|_| ports.len() == 1))
-                    .copied(),
-            })
-            .collect::<Vec<_>>();
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CONNECT_TIMEOUT);
-        }
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                // Checked only for being closed: the reset is [`Pooled`]'s, when needed.
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .timeouts(Timeouts {
-                wait: Some(CHECKOUT_TIMEOUT),
-                create: Some(CHECKOUT_TIMEOUT),
-                recycle: Some(CHECKOUT_TIMEOUT),
-            })
-            .runtime(Runtime::Tokio1)
-            .build()
-            .context("building the connection pool")?;
-        pools.insert(
-            address.to_owned(),
-            AddressPool {
-                pool,
-                endpoints: endpoints.clone(),
-            },
-        );
-        Ok(endpoints)
+        // Parsed again, not kept: only an address whose endpoints were allowed gets a pool.
+        Ok(parse(address)?.1)
     }
 
-    /// A client for `address`, whose pool [`Self::endpoints`] has created.
+    /// A client for `address`, whose [`Self::endpoints`] the caller has allowed; the address's
+    /// pool is created on first use.
     pub async fn client(&self, address: &str) -> anyhow::Result<Pooled> {
         let pool = {
-            let pools = self.pools.lock().expect("pool map poisoned");
-            let known = pools.get(address).context("no pool for this address")?;
-            known.pool.clone()
+            let mut pools = self.lock();
+            match pools.get(address) {
+                Some(known) => known.pool.clone(),
+                None => {
+                    let (config, endpoints) = parse(address)?;
+                    let pool = new_pool(config)?;
+                    let known = AddressPool { pool, endpoints };
+                    pools
+                        .entry(address.to_owned())
+                        .or_insert(known)
+                        .pool
+                        .clone()
+                }
+            }
         };
         Ok(Pooled {
             object: Some(pool.get().await?),
             needs_reset: AtomicBool::new(false),
         })
     }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, AddressPool>> {
+        self.pools.lock().expect("pool map poisoned")
+    }
+}
+
+/// The driver's configuration of `address`, and the hosts and ports it dials.
+fn parse(address: &str) -> anyhow::Result<(tokio_postgres::Config, Vec<Endpoint>)> {
+    let config = address
+        .parse::<tokio_postgres::Config>()
+        .context("invalid address")?;
+    let ports = config.get_ports();
+    let endpoints = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(index, host)| Endpoint {
+            host: host.clone(),
+            // Ports pair with hosts by position; a single port applies to every host.
+            port: ports
+                .get(index)
+                .or(ports.first().filter(|_| ports.len() == 1))
+                .copied(),
+        })
+        .collect();
+    Ok((config, endpoints))
+}
+
+fn new_pool(mut config: tokio_postgres::Config) -> anyhow::Result<Pool> {
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            // Checked only for being closed: the reset is [`Pooled`]'s, when needed.
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(POOL_SIZE)
+        .timeouts(Timeouts {
+            wait: Some(CHECKOUT_TIMEOUT),
+            create: Some(CHECKOUT_TIMEOUT),
+            recycle: Some(CHECKOUT_TIMEOUT),
+        })
+        .runtime(Runtime::Tokio1)
+        .build()
+        .context("building the connection pool")
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 wasm_build=(cargo build --target wasm32-wasip2 --release)
-"${wasm_build[@]}" --workspace --exclude spinyard --exclude kafka-bridge --exclude native-baseline --exclude kafka-pipeline-bench \
+"${wasm_build[@]}" --workspace --exclude spinyard --exclude kafka-bridge --exclude native-baseline --exclude native-pg-baseline --exclude kafka-pipeline-bench \
     --exclude fixture-unsupported
 # Built alone so that its extra spin-sdk feature (sqlite) does not leak into the other components.
 "${wasm_build[@]}" -p fixture-unsupported

@@ -37,14 +37,19 @@ async fn instance(host: &common::Host) -> (String, u64) {
 }
 
 /// Two `/together` requests at once: each says whether it met the other in its instance.
+/// An instance is warm first, and the second request follows once the first waits in it: a
+/// request that finds no instance free starts one of its own (as in Spin).
 async fn two_together(host: &common::Host) -> [Value; 2] {
+    instance(host).await;
     let url = format!("{}/together", host.base);
     let send = || {
         let request = client().get(&url).send();
         async move { request.await.unwrap().json::<Value>().await.unwrap() }
     };
-    let (a, b) = tokio::join!(send(), send());
-    [a, b]
+    let first = tokio::spawn(send());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second = send().await;
+    [first.await.unwrap(), second]
 }
 
 #[tokio::test]

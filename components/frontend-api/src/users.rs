@@ -3,7 +3,7 @@
 use guest_kit::db::Row;
 use guest_kit::{ApiError, ApiResult, Response, Trace, db, fields, json};
 use http::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 use spin_sdk::http::Request;
 use spin_sdk::pg::ParameterValue;
 
@@ -13,13 +13,29 @@ use crate::chain;
 const DEFAULT_LIMIT: i64 = 100;
 const MAX_LIMIT: i64 = 1000;
 
-fn user(row: &Row) -> Value {
-    json!({
-        "id": row.get::<i32>("id"),
-        "username": row.get::<String>("username"),
-        "email": row.get::<String>("email"),
-        "created_at": row.get("created_at").map(guest_kit::time::isoformat),
-    })
+/// A user as the API shows it (fields in the order the original's sorted JSON has them).
+#[derive(serde::Serialize)]
+struct User {
+    created_at: Option<String>,
+    email: Option<String>,
+    id: Option<i32>,
+    username: Option<String>,
+}
+
+fn user(row: &Row) -> User {
+    User {
+        created_at: row.get("created_at").map(guest_kit::time::isoformat),
+        email: row.get("email"),
+        id: row.get("id"),
+        username: row.get("username"),
+    }
+}
+
+/// `GET /api/v1/users`' body.
+#[derive(serde::Serialize)]
+struct Users {
+    count: usize,
+    users: Vec<User>,
 }
 
 /// `GET /api/v1/users?limit=N`: by id.
@@ -30,10 +46,13 @@ pub async fn list(limit: Option<&str>) -> ApiResult<Response> {
         vec![ParameterValue::Int64(limit)],
     )
     .await?;
-    let users: Vec<Value> = rows.iter().map(user).collect();
+    let users: Vec<User> = rows.iter().map(user).collect();
     Ok(json(
         StatusCode::OK,
-        &json!({ "users": users, "count": users.len() }),
+        &Users {
+            count: users.len(),
+            users,
+        },
     ))
 }
 

@@ -22,8 +22,16 @@ use crate::ApiError;
 pub const ADDRESS_VARIABLES: [&str; 5] =
     ["db_host", "db_port", "db_name", "db_user", "db_password"];
 
+thread_local! {
+    /// The component's database address, built once per instance.
+    static ADDRESS: RefCell<Option<Rc<str>>> = const { RefCell::new(None) };
+}
+
 /// `postgres://user:password@host:port/name` from the component's variables.
-pub async fn address_from_variables() -> Result<String, ApiError> {
+pub async fn address_from_variables() -> Result<Rc<str>, ApiError> {
+    if let Some(address) = ADDRESS.with_borrow(Option::clone) {
+        return Ok(address);
+    }
     let mut values = Vec::with_capacity(ADDRESS_VARIABLES.len());
     for name in ADDRESS_VARIABLES {
         let value = crate::variable(name)
@@ -32,7 +40,9 @@ pub async fn address_from_variables() -> Result<String, ApiError> {
         values.push(value);
     }
     let [host, port, name, user, password] = <[String; 5]>::try_from(values).expect("five values");
-    Ok(address(&host, &port, &name, &user, &password))
+    let address: Rc<str> = address(&host, &port, &name, &user, &password).into();
+    ADDRESS.set(Some(address.clone()));
+    Ok(address)
 }
 
 /// A connection address with the credentials percent-encoded.

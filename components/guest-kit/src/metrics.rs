@@ -175,13 +175,16 @@ impl Metrics {
     }
 
     fn key(&self, family: &str, labels: &[&str], cell: &str) -> String {
-        let mut key = format!("{KEY_PREFIX}{SEPARATOR}{}{SEPARATOR}{family}", self.service);
-        for value in labels {
+        let mut key = String::with_capacity(96);
+        for part in [KEY_PREFIX, self.service, family] {
+            key.push_str(part);
             key.push(SEPARATOR);
+        }
+        for value in labels {
             // The separator cannot appear inside a value; no label here needs it.
             key.extend(value.chars().map(|c| if c == SEPARATOR { '_' } else { c }));
+            key.push(SEPARATOR);
         }
-        key.push(SEPARATOR);
         key.push_str(cell);
         key
     }

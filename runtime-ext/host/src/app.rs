@@ -345,25 +345,35 @@ impl SpinHeaders<'_> {
     fn apply(self, request: &mut Request<WasiBody>) {
         let full_url = request.uri().to_string();
         let headers = request.headers_mut();
-        let mut set = |name: &str, value: &str| {
-            if let (Ok(name), Ok(value)) =
-                (HeaderName::try_from(name), HeaderValue::try_from(value))
-            {
+        let mut set = |name: HeaderName, value: &str| {
+            if let Ok(value) = HeaderValue::try_from(value) {
                 headers.insert(name, value);
             }
         };
-        set("spin-path-info", &self.path_info);
-        set("spin-full-url", &full_url);
-        set("spin-matched-route", self.matched_route);
-        set("spin-base-path", "/");
-        set("spin-raw-component-route", self.matched_route);
-        set("spin-component-route", self.component_route);
-        set("spin-client-addr", self.client_addr);
+        set(HeaderName::from_static("spin-path-info"), &self.path_info);
+        set(HeaderName::from_static("spin-full-url"), &full_url);
+        set(
+            HeaderName::from_static("spin-matched-route"),
+            self.matched_route,
+        );
+        set(HeaderName::from_static("spin-base-path"), "/");
+        set(
+            HeaderName::from_static("spin-raw-component-route"),
+            self.matched_route,
+        );
+        set(
+            HeaderName::from_static("spin-component-route"),
+            self.component_route,
+        );
+        set(
+            HeaderName::from_static("spin-client-addr"),
+            self.client_addr,
+        );
         for (name, value) in self.params {
-            set(
-                &format!("spin-path-match-{}", name.to_ascii_lowercase()),
-                value,
-            );
+            let name = format!("spin-path-match-{}", name.to_ascii_lowercase());
+            if let Ok(name) = HeaderName::try_from(name) {
+                set(name, value);
+            }
         }
     }
 }

@@ -45,7 +45,7 @@ impl PostgresAccess {
     /// Checks every host of `address` against the allow-list, then checks out a client.
     async fn connect(&self, address: &str) -> Result<Connection, wit::Error> {
         let failed = |e: anyhow::Error| wit::Error::ConnectionFailed(format!("{e:#}"));
-        for endpoint in self.pools.endpoints(address).map_err(failed)? {
+        for endpoint in self.pools.endpoints(address).map_err(failed)?.iter() {
             let tokio_postgres::config::Host::Tcp(host) = &endpoint.host else {
                 return Err(wit::Error::ConnectionFailed(
                     "Unix sockets are not supported on WebAssembly".into(),

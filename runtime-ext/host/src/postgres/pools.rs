@@ -2,8 +2,8 @@
 //! client gets before another guest may use it, when it needs one.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -102,7 +102,7 @@ impl Drop for Pooled {
 /// One address's pool and the endpoints it dials.
 struct AddressPool {
     pool: Pool,
-    endpoints: Vec<Endpoint>,
+    endpoints: Arc<[Endpoint]>,
 }
 
 /// A host and port an address dials (the port is `None` for the scheme's default).
@@ -121,7 +121,7 @@ pub struct Pools {
 
 impl Pools {
     /// What `address` dials; an address that does not parse is `Err`.
-    pub fn endpoints(&self, address: &str) -> anyhow::Result<Vec<Endpoint>> {
+    pub fn endpoints(&self, address: &str) -> anyhow::Result<Arc<[Endpoint]>> {
         if let Some(known) = self.lock().get(address) {
             return Ok(known.endpoints.clone());
         }
@@ -160,7 +160,7 @@ impl Pools {
 }
 
 /// The driver's configuration of `address`, and the hosts and ports it dials.
-fn parse(address: &str) -> anyhow::Result<(tokio_postgres::Config, Vec<Endpoint>)> {
+fn parse(address: &str) -> anyhow::Result<(tokio_postgres::Config, Arc<[Endpoint]>)> {
     let config = address
         .parse::<tokio_postgres::Config>()
         .context("invalid address")?;

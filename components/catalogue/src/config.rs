@@ -12,14 +12,16 @@
 //! `allowed_outbound_hosts`, and a file must not be able to widen the network policy.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use guest_kit::Log;
 
+const APP_DIR: &str = "/app";
 const SECRETS_DIR: &str = "/app/secrets";
-const PROPERTIES_FILE: &str = "/app/db-config/db-config.properties";
-const CONFIG_FILE: &str = "/app/config.json";
+const PROPERTIES_DIR: &str = "/app/db-config";
+const PROPERTIES_FILE: &str = "db-config.properties";
+const CONFIG_FILE: &str = "config.json";
 
 /// Where the products come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,26 +122,47 @@ struct FileLayers {
 }
 
 impl FileLayers {
+    /// Reads the layers that are there. Only files their directory lists are opened: opening
+    /// one that is not there is an error the host builds (with a backtrace, under
+    /// `RUST_BACKTRACE`), and most layers are usually absent.
     fn read(log: &Log) -> Self {
-        let secrets = DEFAULTS
-            .iter()
-            .filter_map(|(key, _)| {
-                let text = std::fs::read_to_string(format!("{SECRETS_DIR}/{key}")).ok()?;
-                Some((key.to_string(), text.trim().to_owned()))
+        let app = names(APP_DIR);
+        let listed_dir = |name: &str| {
+            app.contains(name)
+                .then(|| names(&format!("{APP_DIR}/{name}")))
+        };
+        let secrets = listed_dir("secrets")
+            .map(|listed| {
+                DEFAULTS
+                    .iter()
+                    .filter(|(key, _)| listed.contains(*key))
+                    .filter_map(|(key, _)| {
+                        let text = std::fs::read_to_string(format!("{SECRETS_DIR}/{key}")).ok()?;
+                        Some((key.to_string(), text.trim().to_owned()))
+                    })
+                    .collect()
             })
-            .collect();
-        let properties = std::fs::read_to_string(PROPERTIES_FILE)
+            .unwrap_or_default();
+        let properties = listed_dir("db-config")
+            .filter(|listed| listed.contains(PROPERTIES_FILE))
+            .and_then(|_| {
+                std::fs::read_to_string(format!("{PROPERTIES_DIR}/{PROPERTIES_FILE}")).ok()
+            })
             .map(|text| parse_properties(&text))
             .unwrap_or_default();
-        let config_json = match std::fs::read_to_string(CONFIG_FILE) {
-            Ok(text) => parse_config_json(&text).unwrap_or_else(|e| {
+        let config_json = app
+            .contains(CONFIG_FILE)
+            .then(|| std::fs::read_to_string(format!("{APP_DIR}/{CONFIG_FILE}")).ok())
+            .flatten();
+        let config_json = match config_json {
+            Some(text) => parse_config_json(&text).unwrap_or_else(|e| {
                 log.warning(
-                    &format!("{CONFIG_FILE}: {e}; ignoring it"),
+                    &format!("{APP_DIR}/{CONFIG_FILE}: {e}; ignoring it"),
                     serde_json::Value::Null,
                 );
                 HashMap::new()
             }),
-            Err(_) => HashMap::new(),
+            None => HashMap::new(),
         };
         Self {
             secrets,
@@ -153,6 +176,18 @@ impl FileLayers {
             .into_iter()
             .find_map(|layer| layer.get(key).filter(|v| !v.is_empty()).cloned())
     }
+}
+
+/// The names in directory `path`; none if it cannot be read.
+fn names(path: &str) -> HashSet<String> {
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|entry| entry.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// `key=value` lines; `#` and `!` start comments, as in Java properties files.

@@ -17,8 +17,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
 use axum::{Json, Router};
-use chrono::{NaiveDateTime, Timelike};
+use chrono::NaiveDateTime;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use guest_kit::fields;
+use guest_kit::time::isoformat;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio_postgres::types::ToSql;
@@ -53,7 +55,7 @@ struct ApiError {
     status: StatusCode,
     error: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'static str>,
+    field: Option<String>,
 }
 
 impl ApiError {
@@ -70,7 +72,7 @@ impl ApiError {
         Self {
             status: StatusCode::BAD_REQUEST,
             error: format!("{field}: {problem}"),
-            field: Some(field),
+            field: Some(field.to_owned()),
         }
     }
 
@@ -85,6 +87,17 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, Json(self)).into_response()
+    }
+}
+
+/// The components' own validation errors (guest-kit's `fields`), answered the same way.
+impl From<guest_kit::ApiError> for ApiError {
+    fn from(error: guest_kit::ApiError) -> Self {
+        Self {
+            status: error.status,
+            error: error.message,
+            field: error.field,
+        }
     }
 }
 
@@ -115,15 +128,6 @@ async fn query(
     let client = pool.get().await?;
     let statement = client.prepare_cached(statement).await?;
     Ok(client.query(&statement, params).await?)
-}
-
-/// Python's `datetime.isoformat()`: `.ffffff` only when there are microseconds.
-fn isoformat(value: NaiveDateTime) -> String {
-    if value.nanosecond() / 1000 == 0 {
-        value.format("%Y-%m-%dT%H:%M:%S").to_string()
-    } else {
-        value.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()
-    }
 }
 
 // --- catalogue: GET /api/products, GET /api/products/{id} -------------------------------
@@ -201,7 +205,7 @@ impl Product {
             name: row.try_get("name")?,
             price: row.try_get("price")?,
             category: row.try_get("category")?,
-            created_at: isoformat(row.try_get("created_at")?),
+            created_at: isoformat(row.try_get::<_, NaiveDateTime>("created_at")?),
         })
     }
 }
@@ -244,9 +248,9 @@ async fn create_product(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<Product>)> {
     let body = json_object(body)?;
-    let name = text(&body, "name", 200)?;
-    let price = number_at_least(&body, "price", 0.0)?;
-    let category = text(&body, "category", 100)?;
+    let name = fields::text(&body, "name", 200)?;
+    let price = fields::number_at_least(&body, "price", 0.0)?;
+    let category = fields::text(&body, "category", 100)?;
     let rows = query(
         &pools.products,
         PRODUCTS_INSERT,
@@ -300,7 +304,7 @@ async fn list_users(
         .iter()
         .map(|row| {
             Ok(User {
-                created_at: isoformat(row.try_get("created_at")?),
+                created_at: isoformat(row.try_get::<_, NaiveDateTime>("created_at")?),
                 email: row.try_get("email")?,
                 id: row.try_get("id")?,
                 username: row.try_get("username")?,
@@ -334,65 +338,10 @@ fn json_object(body: Result<Bytes, BytesRejection>) -> ApiResult<Map<String, Val
         Ok(Value::Object(object)) => Ok(object),
         Ok(other) => Err(ApiError::invalid(
             "body",
-            format!("expected a JSON object, got {}", kind(&other)),
+            format!("expected a JSON object, got {}", fields::kind(&other)),
         )),
         Err(e) => Err(ApiError::invalid("body", format!("malformed JSON: {e}"))),
     }
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-fn required<'a>(object: &'a Map<String, Value>, field: &'static str) -> ApiResult<&'a Value> {
-    match object.get(field) {
-        None | Some(Value::Null) => Err(ApiError::invalid(field, "is required")),
-        Some(value) => Ok(value),
-    }
-}
-
-/// A required string, trimmed, 1..=`max_chars` characters.
-fn text(object: &Map<String, Value>, field: &'static str, max_chars: usize) -> ApiResult<String> {
-    let value = required(object, field)?;
-    let Value::String(text) = value else {
-        return Err(ApiError::invalid(
-            field,
-            format!("must be a string, got {}", kind(value)),
-        ));
-    };
-    let text = text.trim();
-    if text.is_empty() {
-        return Err(ApiError::invalid(field, "must not be empty"));
-    }
-    if text.chars().count() > max_chars {
-        return Err(ApiError::invalid(
-            field,
-            format!("must be at most {max_chars} characters"),
-        ));
-    }
-    if text.contains('\0') {
-        return Err(ApiError::invalid(field, "must not contain NUL characters"));
-    }
-    Ok(text.to_owned())
-}
-
-/// A required number ≥ `min` (serde_json parses only finite numbers).
-fn number_at_least(object: &Map<String, Value>, field: &'static str, min: f64) -> ApiResult<f64> {
-    let value = required(object, field)?;
-    let number = value.as_f64().ok_or_else(|| {
-        ApiError::invalid(field, format!("must be a number, got {}", kind(value)))
-    })?;
-    if number < min {
-        return Err(ApiError::invalid(field, format!("must be at least {min}")));
-    }
-    Ok(number)
 }
 
 // --- server ------------------------------------------------------------------------------

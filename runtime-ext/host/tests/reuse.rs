@@ -125,43 +125,35 @@ async fn an_idle_instance_is_dropped_after_the_idle_timeout() {
     assert_eq!(served, 1);
 }
 
+/// Sends `path`, which faults, to the warm instance of a host started with `args`: the client
+/// gets `status` within `limit`, and the next request a new instance.
+async fn a_fault_retires_the_instance(args: &[&str], path: &str, status: u16, limit: Duration) {
+    let app = app();
+    let host = app.start(args, &[]);
+    let (before, _) = instance(&host).await;
+    let started = std::time::Instant::now();
+    assert_eq!(get(&host, path).await.0, status, "{path}");
+    assert!(started.elapsed() < limit, "{path}: {:?}", started.elapsed());
+    let (after, served) = instance(&host).await;
+    assert_ne!(after, before, "an instance was reused after {path}");
+    assert_eq!(served, 1);
+}
+
 #[tokio::test]
 async fn a_trap_retires_its_instance_and_the_next_request_succeeds() {
-    let app = app();
-    let host = app.start(&[], &[]);
-    let (before, _) = instance(&host).await;
-    assert_eq!(get(&host, "/trap").await.0, 500);
-    let (after, served) = instance(&host).await;
-    assert_ne!(after, before, "an instance was reused after it trapped");
-    assert_eq!(served, 1);
+    a_fault_retires_the_instance(&[], "/trap", 500, Duration::from_secs(5)).await;
 }
 
 #[tokio::test]
 async fn a_memory_limit_failure_retires_its_instance() {
-    let app = app();
-    let host = app.start(&["--max-memory-mib", "32"], &[]);
-    let (before, _) = instance(&host).await;
-    assert_eq!(get(&host, "/oom").await.0, 500);
-    let (after, served) = instance(&host).await;
-    assert_ne!(after, before);
-    assert_eq!(served, 1);
+    let args = ["--max-memory-mib", "32"];
+    a_fault_retires_the_instance(&args, "/oom", 500, Duration::from_secs(5)).await;
 }
 
 #[tokio::test]
 async fn a_timeout_is_a_504_and_retires_its_instance() {
-    let app = app();
-    let host = app.start(&["--request-timeout", "1s"], &[]);
-    let (before, _) = instance(&host).await;
-    let started = std::time::Instant::now();
-    assert_eq!(get(&host, "/loop").await.0, 504);
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
-    let (after, served) = instance(&host).await;
-    assert_ne!(after, before);
-    assert_eq!(served, 1);
+    let args = ["--request-timeout", "1s"];
+    a_fault_retires_the_instance(&args, "/loop", 504, Duration::from_secs(5)).await;
 }
 
 #[tokio::test]

@@ -17,9 +17,10 @@ use std::rc::Rc;
 
 use guest_kit::Log;
 
+/// Where the file layers are, and their names in it.
 const APP_DIR: &str = "/app";
-const SECRETS_DIR: &str = "/app/secrets";
-const PROPERTIES_DIR: &str = "/app/db-config";
+const SECRETS_DIR: &str = "secrets";
+const PROPERTIES_DIR: &str = "db-config";
 const PROPERTIES_FILE: &str = "db-config.properties";
 const CONFIG_FILE: &str = "config.json";
 
@@ -67,12 +68,7 @@ impl Config {
     /// The configuration, from this instance's first read of it; an error is not kept, so the
     /// next request reads again.
     pub async fn current(log: &Log) -> Result<Rc<Self>, String> {
-        if let Some(config) = CURRENT.with_borrow(Option::clone) {
-            return Ok(config);
-        }
-        let config = Rc::new(Self::load(log).await?);
-        CURRENT.set(Some(config.clone()));
-        Ok(config)
+        guest_kit::per_instance(&CURRENT, async || Self::load(log).await.map(Rc::new)).await
     }
 
     /// Reads every layer; a malformed file is reported and skipped, never fatal.
@@ -131,22 +127,24 @@ impl FileLayers {
             app.contains(name)
                 .then(|| names(&format!("{APP_DIR}/{name}")))
         };
-        let secrets = listed_dir("secrets")
+        let secrets = listed_dir(SECRETS_DIR)
             .map(|listed| {
                 DEFAULTS
                     .iter()
                     .filter(|(key, _)| listed.contains(*key))
                     .filter_map(|(key, _)| {
-                        let text = std::fs::read_to_string(format!("{SECRETS_DIR}/{key}")).ok()?;
+                        let path = format!("{APP_DIR}/{SECRETS_DIR}/{key}");
+                        let text = std::fs::read_to_string(path).ok()?;
                         Some((key.to_string(), text.trim().to_owned()))
                     })
                     .collect()
             })
             .unwrap_or_default();
-        let properties = listed_dir("db-config")
+        let properties = listed_dir(PROPERTIES_DIR)
             .filter(|listed| listed.contains(PROPERTIES_FILE))
             .and_then(|_| {
-                std::fs::read_to_string(format!("{PROPERTIES_DIR}/{PROPERTIES_FILE}")).ok()
+                let path = format!("{APP_DIR}/{PROPERTIES_DIR}/{PROPERTIES_FILE}");
+                std::fs::read_to_string(path).ok()
             })
             .map(|text| parse_properties(&text))
             .unwrap_or_default();

@@ -27,20 +27,19 @@ thread_local! {
 
 /// `postgres://user:password@host:port/name` from the component's variables.
 pub async fn address_from_variables() -> Result<Rc<str>, ApiError> {
-    if let Some(address) = ADDRESS.with_borrow(Option::clone) {
-        return Ok(address);
-    }
-    let mut values = Vec::with_capacity(ADDRESS_VARIABLES.len());
-    for name in ADDRESS_VARIABLES {
-        let value = crate::variable(name)
-            .await
-            .map_err(|e| ApiError::unavailable(format!("database configuration: {}", e.message)))?;
-        values.push(value);
-    }
-    let [host, port, name, user, password] = <[String; 5]>::try_from(values).expect("five values");
-    let address: Rc<str> = address(&host, &port, &name, &user, &password).into();
-    ADDRESS.set(Some(address.clone()));
-    Ok(address)
+    crate::per_instance(&ADDRESS, async || {
+        let mut values = Vec::with_capacity(ADDRESS_VARIABLES.len());
+        for name in ADDRESS_VARIABLES {
+            let value = crate::variable(name).await.map_err(|e| {
+                ApiError::unavailable(format!("database configuration: {}", e.message))
+            })?;
+            values.push(value);
+        }
+        let [host, port, name, user, password] =
+            <[String; 5]>::try_from(values).expect("five values");
+        Ok(address(&host, &port, &name, &user, &password).into())
+    })
+    .await
 }
 
 /// A connection address with the credentials percent-encoded.

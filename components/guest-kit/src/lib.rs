@@ -53,3 +53,18 @@ pub async fn variable(name: &str) -> ApiResult<String> {
     VARIABLES.with_borrow_mut(|read| read.insert(name.to_owned(), value.clone()));
     Ok(value)
 }
+
+/// The value `cell` holds, or the one `compute` gives, kept in `cell` for the instance's later
+/// requests: work that is the same for every request is done once per instance. An error is
+/// not kept, so the next request computes again.
+pub async fn per_instance<T: Clone, E>(
+    cell: &'static std::thread::LocalKey<std::cell::RefCell<Option<T>>>,
+    compute: impl AsyncFnOnce() -> Result<T, E>,
+) -> Result<T, E> {
+    if let Some(value) = cell.with_borrow(Option::clone) {
+        return Ok(value);
+    }
+    let value = compute().await?;
+    cell.set(Some(value.clone()));
+    Ok(value)
+}

@@ -11,7 +11,8 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use crate::state::InstanceState;
 
-/// How often the epoch advances; request deadlines are checked at this granularity.
+/// How often the epoch advances: a running guest yields to the executor at every tick, so an
+/// instance's expiry is checked at this granularity.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Core instances one component instance may need (its module, shims and adapters).

@@ -354,7 +354,6 @@ impl WorkerState for Worker {
 
 /// The instances of one component.
 pub struct Instances {
-    component: Arc<str>,
     handler: ProxyHandler<Factory>,
 }
 
@@ -374,7 +373,6 @@ impl Instances {
         settings: &InstanceSettings,
     ) -> Self {
         Self {
-            component: component.id.clone(),
             handler: ProxyHandler::new(Factory {
                 engine: settings.engine.clone(),
                 component,
@@ -393,7 +391,7 @@ impl Instances {
         request: Request<WasiBody>,
         trace: Option<opentelemetry::Context>,
     ) -> Response<WasiBody> {
-        let component = &*self.component;
+        let component = &*self.handler.state().component.id;
         let instance_timed_out = Arc::new(OnceLock::new());
         let data = RequestData {
             trace,

@@ -106,7 +106,6 @@ struct AddressPool {
 }
 
 /// A host and port an address dials (the port is `None` for the scheme's default).
-#[derive(Clone)]
 pub struct Endpoint {
     pub host: tokio_postgres::config::Host,
     pub port: Option<u16>,
@@ -139,12 +138,12 @@ impl Pools {
                 None => {
                     let (config, endpoints) = parse(address)?;
                     let pool = new_pool(config)?;
-                    let known = AddressPool { pool, endpoints };
-                    pools
-                        .entry(address.to_owned())
-                        .or_insert(known)
-                        .pool
-                        .clone()
+                    let known = AddressPool {
+                        pool: pool.clone(),
+                        endpoints,
+                    };
+                    pools.insert(address.to_owned(), known);
+                    pool
                 }
             }
         };

@@ -7,6 +7,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# rust-toolchain.toml names the wasm target, but rustup adds it only when it installs the
+# toolchain, not to one this machine already has.
+if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx wasm32-wasip2; then
+    echo "Adding the wasm32-wasip2 target to the Rust toolchain" >&2
+    rustup target add wasm32-wasip2
+fi
 wasm_build=(cargo build --target wasm32-wasip2 --release)
 "${wasm_build[@]}" --workspace --exclude spinyard --exclude kafka-bridge --exclude native-baseline --exclude native-pg-baseline --exclude kafka-pipeline-bench \
     --exclude fixture-unsupported

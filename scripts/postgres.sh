@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export PGPORT="${PGPORT:-5432}"
-data_dir="$PWD/target/postgres/data"
+pg_dir="$PWD/target/postgres"
 
 if ! pg_isready -q -h 127.0.0.1 -p "$PGPORT"; then
     bin_dir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)"
@@ -19,9 +19,18 @@ if ! pg_isready -q -h 127.0.0.1 -p "$PGPORT"; then
     fi
     # The server refuses to run as root: run it as `postgres` when we are root.
     as_owner=()
-    if [[ "$(id -u)" == 0 ]]; then as_owner=(runuser -u postgres --); fi
+    if [[ "$(id -u)" == 0 ]]; then
+        as_owner=(runuser -u postgres --)
+        # A checkout `postgres` cannot reach (a private parent directory, e.g. `mktemp -d`):
+        # keep this checkout's server in postgres's own home instead.
+        if ! runuser -u postgres -- test -x "$PWD"; then
+            pg_dir="$(getent passwd postgres | cut -d: -f6)/spinyard/$(printf %s "$PWD" | sha256sum | cut -c1-16)"
+        fi
+    fi
+    data_dir="$pg_dir/data"
     mkdir -p "$data_dir"
-    [[ "$(id -u)" == 0 ]] && chown -R postgres: "$PWD/target/postgres"
+    [[ "$(id -u)" == 0 ]] && chown -R postgres: "$pg_dir"
+    cd "$pg_dir"  # The server's own working directory, which its user can reach.
     if [[ ! -f "$data_dir/PG_VERSION" ]]; then
         password_file="$(mktemp)"
         echo postgres >"$password_file"
@@ -31,9 +40,10 @@ if ! pg_isready -q -h 127.0.0.1 -p "$PGPORT"; then
         rm -f "$password_file"
     fi
     # max_connections: each app pool holds up to 64 clients per address.
-    "${as_owner[@]}" "$bin_dir/pg_ctl" -D "$data_dir" -l "$PWD/target/postgres/server.log" -w start \
+    "${as_owner[@]}" "$bin_dir/pg_ctl" -D "$data_dir" -l "$pg_dir/server.log" -w start \
         -o "-p $PGPORT -c listen_addresses=127.0.0.1 -k /tmp -c max_connections=400 -c fsync=off" >/dev/null
     echo "PostgreSQL started on 127.0.0.1:$PGPORT (data in $data_dir)" >&2
+    cd - >/dev/null
 fi
 
 scripts/db.sh

@@ -11,9 +11,8 @@ cd "$(dirname "$0")/.."
 seconds="${1:-10}"
 rate="${2:-1000}"
 
-scripts/postgres.sh >/dev/null
-scripts/kafka.sh
-scripts/mongodb.sh
+cargo dev setup      # tansu and SecantusDB, installed into target/
+cargo dev postgres   # the time service's database
 cargo build -q --release -p spinyard -p kafka-bridge -p kafka-pipeline-bench
 cargo build -q --target wasm32-wasip2 --release -p customer-web-server -p customer-management-api -p time-service
 

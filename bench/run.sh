@@ -29,7 +29,7 @@
 #                  built by this script): with these two, an older build runs the same bench
 #   SPINYARD_ARGS  extra `spinyard up` flags, e.g. "--max-instance-reuse-count 1" (not
 #                  --runtime-config-file: the script sets it)
-#   PGPORT         PostgreSQL, migrated (scripts/db.sh), on 127.0.0.1:${PGPORT:-5432}
+#   PGPORT         PostgreSQL, migrated (`cargo dev postgres`), on 127.0.0.1:${PGPORT:-5432}
 set -euo pipefail
 # Paths in the environment are relative to where the script is started from.
 [ -z "${SPINYARD_BIN:-}" ] || SPINYARD_BIN="$(realpath -m "$SPINYARD_BIN")"
@@ -44,7 +44,7 @@ read -r -a spinyard_args <<<"${SPINYARD_ARGS:-}"
 
 # --- what runs ----------------------------------------------------------------------------
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-pg_isready -q -h 127.0.0.1 -p "$port" || scripts/postgres.sh >/dev/null
+pg_isready -q -h 127.0.0.1 -p "$port" || PGPORT="$port" cargo dev postgres
 venv="$repo/target/bench-venv"
 [ -x "$venv/bin/gunicorn" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q -r bench/flask/requirements.txt; }
 
@@ -68,7 +68,7 @@ export APPDB_DSN="postgresql://appuser:password@127.0.0.1:$port/appdb?sslmode=di
 for dsn in "$CATALOGUE_DSN" "$PRODUCTS_DSN" "$APPDB_DSN"; do
     table=products; [ "$dsn" = "$APPDB_DSN" ] && table=users
     psql "$dsn" -qAtc "SELECT 1 FROM $table LIMIT 1" >/dev/null ||
-        { echo "${dsn%%\?*}: no table $table: run scripts/db.sh first" >&2; exit 1; }
+        { echo "${dsn%%\?*}: no table $table: run `cargo dev db` first" >&2; exit 1; }
 done
 delete_bench_rows() { psql "$PRODUCTS_DSN" -qc "DELETE FROM products WHERE category = 'bench'"; }
 delete_bench_rows  # left by an interrupted run

@@ -1,27 +1,22 @@
 #!/usr/bin/env bash
-# Runs every test: builds the components and test fixtures to wasm, starts (if needed) and
-# migrates the PostgreSQL the system tests use, installs the Kafka-protocol broker and the
-# MongoDB-wire server the pipeline tests start, then runs the guest crates' unit tests, the
-# kafka-bridge's, and the host's unit and integration tests, which start the real `spinyard`
-# and `kafka-bridge` binaries on loopback.
+# Runs every test. The machine is prepared and PostgreSQL started the way README's first command
+# (`cargo dev`, runtime-ext/dev) does it: the wasm target, Debian's packages, the Kafka-protocol
+# broker and the MongoDB-wire server the pipeline tests start, and the system tests' database,
+# migrated. Then the components and test fixtures are built to wasm, and the guest crates' unit
+# tests, the kafka-bridge's, the host's unit and integration tests (which start the real
+# `spinyard` and `kafka-bridge` binaries on loopback), and `cargo dev`'s own, which brings the
+# whole platform up and runs every seed's examples against it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# rust-toolchain.toml names the wasm target, but rustup adds it only when it installs the
-# toolchain, not to one this machine already has.
-if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx wasm32-wasip2; then
-    echo "Adding the wasm32-wasip2 target to the Rust toolchain" >&2
-    rustup target add wasm32-wasip2
-fi
+cargo dev setup
+cargo dev postgres
 wasm_build=(cargo build --target wasm32-wasip2 --release)
-"${wasm_build[@]}" --workspace --exclude spinyard --exclude kafka-bridge --exclude native-baseline --exclude native-pg-baseline --exclude kafka-pipeline-bench \
+"${wasm_build[@]}" --workspace --exclude spinyard --exclude kafka-bridge --exclude spinyard-dev --exclude spinyard-migrate --exclude native-baseline --exclude native-pg-baseline --exclude kafka-pipeline-bench \
     --exclude fixture-unsupported
 # Built alone so that its extra spin-sdk feature (sqlite) does not leak into the other components.
 "${wasm_build[@]}" -p fixture-unsupported
 
-scripts/postgres.sh
-scripts/kafka.sh
-scripts/mongodb.sh
 # `promtool check metrics` validates every component's /metrics in the host's tests.
 if ! command -v promtool >/dev/null; then
     export DEBIAN_FRONTEND=noninteractive
@@ -43,3 +38,5 @@ cargo test -p spinyard -- --test-threads=3
 # components must be right whether or not an instance is reused (as `spin up` does by default).
 SPINYARD_TEST_UP_ARGS="--max-instance-reuse-count 1" \
     cargo test -p spinyard --test systems --test pipeline --test observability -- --test-threads=3
+# `cargo dev` itself, last: it runs the binaries built above (debug) with local services.
+cargo test -p spinyard-dev -p spinyard-migrate

@@ -19,7 +19,6 @@
 //! - [`server`]: the listener and graceful shutdown.
 //! - [`telemetry`]: OpenTelemetry request spans over OTLP, and `traceparent` propagation.
 //! - [`build`]: `spinyard build`.
-//! - [`migrate`]: `spinyard migrate`, versioned SQL migrations for `db/`.
 
 pub mod app;
 mod bindings;
@@ -29,7 +28,6 @@ pub mod files;
 pub mod instances;
 pub mod key_value;
 pub mod manifest;
-pub mod migrate;
 pub mod outbound;
 pub mod postgres;
 pub mod routes;

@@ -112,7 +112,7 @@ fn main() -> anyhow::Result<()> {
             let outcome = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?
-                .block_on(spinyard::migrate::migrate(&url, &dir))?;
+                .block_on(spinyard_migrate::migrate(&url, &dir))?;
             for name in &outcome.applied {
                 println!("applied {name}");
             }

@@ -1,4 +1,4 @@
-//! `spin:postgres@4.2.0` in the host, against the real PostgreSQL `scripts/postgres.sh` starts.
+//! `spin:postgres@4.2.0` in the host, against the real PostgreSQL `cargo dev postgres` starts.
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! The seed systems on PostgreSQL, served from the app's own `spin.toml` by the real host:
 //! catalogue (000), products backend (001), users / business logic / data ingest (004).
-//! The database is the one `scripts/postgres.sh` starts and migrates.
+//! The database is the one `cargo dev postgres` starts and migrates.
 
 mod common;
 

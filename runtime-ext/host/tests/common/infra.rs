@@ -1,7 +1,7 @@
 //! Real servers for the Kafka / MongoDB tests, one set per test so a test can stop and restart
 //! them: a Kafka-protocol broker (tansu, memory storage), a MongoDB-wire server (SecantusDB),
 //! the kafka-bridge, and the host serving the app's own `spin.toml`.
-//! `scripts/kafka.sh` and `scripts/mongodb.sh` install the servers; `scripts/test.sh` runs both.
+//! `cargo dev setup` installs the servers (runtime-ext/dev); `scripts/test.sh` runs it.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
@@ -110,7 +110,7 @@ impl Server {
 /// tansu, a Kafka-protocol broker, storing in memory (a restart starts empty).
 pub fn broker() -> Server {
     let port = free_port();
-    let tansu = tool("target/tools/bin/tansu", "scripts/kafka.sh");
+    let tansu = tool("target/tools/bin/tansu", "cargo dev setup");
     Server::new(
         "tansu",
         port,
@@ -130,7 +130,7 @@ pub fn mongo() -> (Server, tempfile::TempDir) {
     let port = free_port();
     let storage = tempfile::tempdir().unwrap();
     let path = storage.path().to_owned();
-    let secantusd = tool("target/mongo-venv/bin/secantusd-py", "scripts/mongodb.sh");
+    let secantusd = tool("target/mongo-venv/bin/secantusd-py", "cargo dev setup");
     let server = Server::new(
         "secantus",
         port,

@@ -214,7 +214,7 @@ pub async fn get_json(host: &Host, path: &str) -> (u16, serde_json::Value) {
     (status, json)
 }
 
-/// The port of the test PostgreSQL server (`scripts/postgres.sh` starts one; `PGPORT`, default 5432).
+/// The port of the test PostgreSQL server (`cargo dev postgres` starts one; `PGPORT`, default 5432).
 pub fn pg_port() -> u16 {
     let port = std::env::var("PGPORT")
         .ok()
@@ -222,7 +222,7 @@ pub fn pg_port() -> u16 {
         .unwrap_or(5432);
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
-        "no PostgreSQL on 127.0.0.1:{port}: run scripts/postgres.sh (scripts/test.sh does)"
+        "no PostgreSQL on 127.0.0.1:{port}: run `cargo dev postgres` (scripts/test.sh does)"
     );
     port
 }

@@ -1,4 +1,5 @@
-//! `spinyard migrate`: applies a directory of versioned SQL migrations to one database.
+//! Versioned SQL migrations: applies a directory of them (`db/<database>/`) to one database.
+//! `spinyard migrate` and `spinyard-dev db` both run [`migrate`].
 //!
 //! Files are named `NNNN_description.sql` and applied in version order, each in its own
 //! transaction together with its row in [`HISTORY_TABLE`], so a failed migration leaves

@@ -1,0 +1,463 @@
+//! `cargo dev up`: set the machine up, build once, start what the app depends on, serve the
+//! app, print where everything is, and stop what was started on Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use tokio::process::Command;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::dependency::{Source, answers, configured_by, decide};
+use crate::postgres::{self, LocalServer};
+use crate::process::Service;
+use crate::project::Project;
+use crate::services::{self, BridgeDefaults, BridgeSettings};
+use crate::setup::{self, Needs};
+use crate::step;
+
+/// The app's PostgreSQL variables: any of them set means the databases are configured.
+const POSTGRES_VARIABLES: [&str; 8] = [
+    "SPIN_VARIABLE_CATALOGUE_DB_HOST",
+    "SPIN_VARIABLE_CATALOGUE_DB_PORT",
+    "SPIN_VARIABLE_BACKEND_DB_HOST",
+    "SPIN_VARIABLE_BACKEND_DB_PORT",
+    "SPIN_VARIABLE_APPDB_HOST",
+    "SPIN_VARIABLE_APPDB_PORT",
+    "SPIN_VARIABLE_TIME_EVENTS_DB_HOST",
+    "SPIN_VARIABLE_TIME_EVENTS_DB_PORT",
+];
+const BRIDGE_ADDRESS: &str = "SPIN_VARIABLE_KAFKA_BRIDGE_ADDRESS";
+const BRIDGE_SECRET: &str = "SPIN_VARIABLE_KAFKA_BRIDGE_SECRET";
+
+/// What `cargo dev up` was asked.
+pub struct Options {
+    pub listen: SocketAddr,
+    pub build: bool,
+    /// Where the `spinyard` and `kafka-bridge` binaries are (`target/release`).
+    pub bin_dir: PathBuf,
+    /// More `spinyard up` flags.
+    pub spinyard_args: Vec<String>,
+}
+
+/// The plan of a run: where each dependency comes from.
+struct Plan {
+    postgres: Source,
+    /// `None` when the bridge is configured: Kafka and MongoDB are then its business.
+    kafka: Option<Source>,
+    mongodb: Option<Source>,
+    bridge: Source,
+}
+
+/// One line of the final table.
+struct Row {
+    service: &'static str,
+    address: String,
+    source: String,
+    data: String,
+    log: String,
+}
+
+/// What this run started, stopped in reverse order at its end.
+#[derive(Default)]
+struct Started {
+    postgres: Option<LocalServer>,
+    services: Vec<Service>,
+}
+
+impl Started {
+    async fn stop(&mut self) {
+        while let Some(mut service) = self.services.pop() {
+            eprintln!("==> Stopping {}", service.name);
+            // The app and the bridge finish what is in flight (the bridge commits and leaves
+            // its consumer groups); the servers stop at once.
+            service.stop(Duration::from_secs(30)).await;
+        }
+        if let Some(server) = self.postgres.take() {
+            eprintln!("==> Stopping postgres");
+            if let Err(e) = server.stop().await {
+                eprintln!("    {e:#}");
+            }
+        }
+    }
+
+    /// Waits until one of the services exits, and names it.
+    async fn first_exit(&mut self) -> anyhow::Error {
+        loop {
+            for service in &mut self.services {
+                if let Some(status) = service.exited() {
+                    return anyhow::anyhow!(
+                        "{} exited ({status}){}",
+                        service.name,
+                        service.log_tail()
+                    );
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+pub async fn up(project: &Project, options: Options) -> anyhow::Result<()> {
+    let begun = Instant::now();
+    let defaults = BridgeDefaults::read(project)?;
+    let plan = plan(&defaults);
+    if answers(&options.listen.to_string()) {
+        bail!(
+            "{} is in use: stop what listens there (another `cargo dev`?) or pass --listen",
+            options.listen
+        );
+    }
+    if plan.bridge == Source::Local && answers(&defaults.listen) {
+        bail!(
+            "{} (the kafka-bridge's address) is in use: stop what listens there, or set \
+             {BRIDGE_ADDRESS} and {BRIDGE_SECRET} to use it",
+            defaults.listen
+        );
+    }
+
+    let mut steps: Vec<(&str, Duration)> = Vec::new();
+    let binaries_built =
+        options.bin_dir.join("spinyard").exists() && options.bin_dir.join("kafka-bridge").exists();
+    if options.build {
+        setup::wasm_target(project).await?;
+    }
+    let needs = Needs {
+        postgres: plan.postgres == Source::Local,
+        kafka: plan.kafka == Some(Source::Local),
+        mongodb: plan.mongodb == Some(Source::Local),
+        bridge_build: options.build && !binaries_built,
+    };
+    setup::packages(project, needs).await?;
+    if options.build {
+        let took = step::run(
+            "Building the host (spinyard) and the kafka-bridge, release",
+            (!binaries_built).then_some(
+                "first time: about 25 minutes on 2 cores, most of it wasmtime and librdkafka; \
+                 later runs take seconds",
+            ),
+            Command::new("cargo")
+                .args(["build", "--release", "-p", "spinyard", "-p", "kafka-bridge"])
+                .current_dir(&project.root),
+        )
+        .await?;
+        steps.push(("host and bridge", took));
+        let took = step::run(
+            "Building the components (spinyard build: each component's build command)",
+            None,
+            Command::new(options.bin_dir.join("spinyard"))
+                .arg("build")
+                .current_dir(&project.root),
+        )
+        .await?;
+        steps.push(("components", took));
+    } else if !binaries_built {
+        bail!(
+            "no spinyard or kafka-bridge in {}: run without --no-build",
+            options.bin_dir.display()
+        );
+    }
+    if needs.kafka
+        && let Some(took) = setup::tansu(project).await?
+    {
+        steps.push(("tansu", took));
+    }
+    if needs.mongodb
+        && let Some(took) = setup::secantus(project).await?
+    {
+        steps.push(("SecantusDB", took));
+    }
+
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut started = Started::default();
+    let starting = Instant::now();
+    let outcome = tokio::select! {
+        rows = start(project, &options, &defaults, &plan, &mut started) => rows.map(Some),
+        _ = interrupt.recv() => Ok(None),
+        _ = terminate.recv() => Ok(None),
+    };
+    let outcome = match outcome {
+        Ok(Some(rows)) => {
+            print_table(&rows);
+            let builds: Vec<String> = steps
+                .iter()
+                .map(|(what, took)| format!("{what} {}", step::minutes(*took)))
+                .collect();
+            println!(
+                "\nReady in {} (services {}{}{}): http://{} — Ctrl-C stops what this run started.\n",
+                step::minutes(begun.elapsed()),
+                step::minutes(starting.elapsed()),
+                if builds.is_empty() { "" } else { "; builds: " },
+                builds.join(", "),
+                options.listen
+            );
+            tokio::select! {
+                _ = interrupt.recv() => Ok(()),
+                _ = terminate.recv() => Ok(()),
+                error = started.first_exit() => Err(error),
+            }
+        }
+        Ok(None) => Ok(()),
+        Err(e) => Err(e),
+    };
+    started.stop().await;
+    outcome
+}
+
+fn plan(defaults: &BridgeDefaults) -> Plan {
+    let postgres_address = format!("127.0.0.1:{}", postgres::port());
+    let bridge = decide(configured_by(&[BRIDGE_ADDRESS]), || false);
+    let local_bridge = bridge == Source::Local;
+    Plan {
+        postgres: decide(configured_by(&POSTGRES_VARIABLES), || {
+            answers(&postgres_address)
+        }),
+        kafka: local_bridge.then(|| {
+            decide(configured_by(&["KAFKA_BROKERS"]), || {
+                answers(defaults.broker())
+            })
+        }),
+        mongodb: local_bridge.then(|| {
+            decide(configured_by(&["MONGODB_URI"]), || {
+                answers(defaults.mongodb())
+            })
+        }),
+        bridge,
+    }
+}
+
+/// Starts (or checks) each dependency in order, then the app; returns the table's rows.
+async fn start(
+    project: &Project,
+    options: &Options,
+    defaults: &BridgeDefaults,
+    plan: &Plan,
+    started: &mut Started,
+) -> anyhow::Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    let mut variables: Vec<(String, String)> = Vec::new();
+
+    let postgres_address = format!("127.0.0.1:{}", postgres::port());
+    match &plan.postgres {
+        Source::Configured(_) => rows.push(Row {
+            service: "postgres",
+            address: "SPIN_VARIABLE_*_HOST / _PORT".into(),
+            source: plan.postgres.to_string(),
+            data: "-".into(),
+            log: "-".into(),
+        }),
+        source => {
+            let mut row = Row {
+                service: "postgres",
+                address: postgres_address.clone(),
+                source: source.to_string(),
+                data: "-".into(),
+                log: "-".into(),
+            };
+            if *source == Source::Local {
+                step::announce("Starting PostgreSQL", None);
+                let server = LocalServer::locate(project).await?;
+                server.start(postgres::port()).await?;
+                row.data = project.display(&server.data());
+                row.log = project.display(&server.log());
+                started.postgres = Some(server);
+            }
+            step::announce("Migrating the app's databases", None);
+            postgres::provision(project, &postgres_address).await?;
+            if postgres::port() != 5432 {
+                for name in POSTGRES_VARIABLES.iter().filter(|v| v.ends_with("_PORT")) {
+                    variables.push(((*name).into(), postgres::port().to_string()));
+                }
+            }
+            rows.push(row);
+        }
+    }
+
+    let (bridge_address, secret) = match &plan.bridge {
+        Source::Configured(_) => {
+            let secret = std::env::var(BRIDGE_SECRET).ok().filter(|s| !s.is_empty());
+            let secret = secret.with_context(|| {
+                format!(
+                    "{BRIDGE_ADDRESS} is set, so {BRIDGE_SECRET} must be too: the bridge's secret"
+                )
+            })?;
+            let address = std::env::var(BRIDGE_ADDRESS)?;
+            rows.push(Row {
+                service: "kafka-bridge",
+                address: address.clone(),
+                source: plan.bridge.to_string(),
+                data: "Kafka and MongoDB: the bridge's own".into(),
+                log: "-".into(),
+            });
+            (address, secret)
+        }
+        _ => {
+            let brokers = dependency_address("KAFKA_BROKERS", defaults.broker());
+            let kafka = plan.kafka.clone().unwrap_or(Source::Local);
+            let mut row = external_row("kafka", &brokers, &kafka);
+            if kafka == Source::Local {
+                step::announce("Starting the Kafka-protocol broker (tansu)", None);
+                let mut broker = services::broker(project, &brokers)?;
+                broker
+                    .wait_ready(Duration::from_secs(60), || async { answers(&brokers) })
+                    .await?;
+                row.data = project.display(&project.state.join("kafka/tansu.db"));
+                row.log = project.display(&project.log("kafka"));
+                started.services.push(broker);
+            }
+            rows.push(row);
+
+            let mongodb_uri = std::env::var("MONGODB_URI")
+                .ok()
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| defaults.mongodb.uri.clone());
+            let mongodb = plan.mongodb.clone().unwrap_or(Source::Local);
+            let mut row = external_row("mongodb", &mongodb_uri, &mongodb);
+            if mongodb == Source::Local {
+                step::announce("Starting the MongoDB-wire server (SecantusDB)", None);
+                let address = defaults.mongodb().to_owned();
+                let mut server = services::mongodb(project, &address)?;
+                server
+                    .wait_ready(Duration::from_secs(60), || async { answers(&address) })
+                    .await?;
+                row.data = project.display(&project.state.join("mongodb"));
+                row.log = project.display(&project.log("mongodb"));
+                started.services.push(server);
+            }
+            rows.push(row);
+
+            let secret = match std::env::var(BRIDGE_SECRET) {
+                Ok(secret) if !secret.is_empty() => secret,
+                _ => services::secret(project)?,
+            };
+            step::announce("Starting the kafka-bridge", None);
+            let mut bridge = services::bridge(
+                project,
+                &options.bin_dir,
+                &BridgeSettings {
+                    listen: &defaults.listen,
+                    brokers: &brokers,
+                    mongodb_uri: &mongodb_uri,
+                    app: options.listen,
+                    secret: &secret,
+                },
+            )?;
+            let health = format!("http://{}/health", defaults.listen);
+            let client = reqwest::Client::new();
+            bridge
+                .wait_ready(Duration::from_secs(30), || bridge_up(&client, &health))
+                .await?;
+            rows.push(Row {
+                service: "kafka-bridge",
+                address: defaults.listen.clone(),
+                source: Source::Local.to_string(),
+                data: format!(
+                    "secret: {}",
+                    project.display(&project.state.join("kafka-bridge.secret"))
+                ),
+                log: project.display(&project.log("kafka-bridge")),
+            });
+            started.services.push(bridge);
+            (defaults.listen.clone(), secret)
+        }
+    };
+    variables.push((BRIDGE_ADDRESS.into(), bridge_address));
+    variables.push((BRIDGE_SECRET.into(), secret));
+
+    step::announce("Starting the app (spinyard up)", None);
+    let mut app = services::app(
+        project,
+        &options.bin_dir,
+        options.listen,
+        &variables,
+        &options.spinyard_args,
+    )?;
+    let health = format!("http://{}/.well-known/spin/health", options.listen);
+    let client = reqwest::Client::new();
+    app.wait_ready(Duration::from_secs(120), || async {
+        client
+            .get(&health)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    })
+    .await?;
+    started.services.push(app);
+    rows.push(Row {
+        service: "app",
+        address: format!("http://{}", options.listen),
+        source: Source::Local.to_string(),
+        data: "key-value: .spin/sqlite_key_value.db".into(),
+        log: "this terminal".into(),
+    });
+    Ok(rows)
+}
+
+/// `variable`'s value if set, else `default`.
+fn dependency_address(variable: &str, default: &str) -> String {
+    std::env::var(variable)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+fn external_row(service: &'static str, address: &str, source: &Source) -> Row {
+    Row {
+        service,
+        address: address.to_owned(),
+        source: source.to_string(),
+        data: "-".into(),
+        log: "-".into(),
+    }
+}
+
+/// Whether the bridge answers its health check with Kafka up and MongoDB connected.
+async fn bridge_up(client: &reqwest::Client, url: &str) -> bool {
+    let Ok(response) = client.get(url).send().await else {
+        return false;
+    };
+    let Ok(health) = response.json::<serde_json::Value>().await else {
+        return false;
+    };
+    health["kafka"] == "UP" && health["mongodb"] == "connected"
+}
+
+fn print_table(rows: &[Row]) {
+    let header = Row {
+        service: "SERVICE",
+        address: "ADDRESS".into(),
+        source: "SOURCE".into(),
+        data: "DATA".into(),
+        log: "LOG".into(),
+    };
+    let width = |f: fn(&Row) -> usize| {
+        std::iter::once(&header)
+            .chain(rows)
+            .map(f)
+            .max()
+            .unwrap_or(0)
+    };
+    let widths = [
+        width(|r| r.service.len()),
+        width(|r| r.address.len()),
+        width(|r| r.source.len()),
+        width(|r| r.data.len()),
+    ];
+    println!();
+    for row in std::iter::once(&header).chain(rows) {
+        println!(
+            "{:w0$}  {:w1$}  {:w2$}  {:w3$}  {}",
+            row.service,
+            row.address,
+            row.source,
+            row.data,
+            row.log,
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3],
+        );
+    }
+}

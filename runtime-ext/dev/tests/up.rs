@@ -1,0 +1,266 @@
+//! `cargo dev up` end to end, as a user runs it (without its build step: the binaries and
+//! components `scripts/test.sh` built are used): the platform comes up with its local
+//! services, every curl example of the five seeds answers as the seed documents, Ctrl-C stops
+//! everything the run started, and a second run finds the data of the first.
+
+mod examples;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::{Value, json};
+
+/// The addresses the local services take (`kafka-bridge.toml`'s defaults).
+const LOCAL_SERVICES: [(&str, &str); 3] = [
+    ("kafka", "127.0.0.1:9092"),
+    ("mongodb", "127.0.0.1:27017"),
+    ("kafka-bridge", "127.0.0.1:3100"),
+];
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn answers(address: &str) -> bool {
+    std::net::TcpStream::connect_timeout(&address.parse().unwrap(), Duration::from_millis(300))
+        .is_ok()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `cargo dev up`.
+struct Up {
+    child: Child,
+    /// Everything it printed so far.
+    output: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Up {
+    fn start(state: &Path, listen: &str) -> Self {
+        let bin_dir = workspace_root().join("target/debug");
+        for binary in ["spinyard", "kafka-bridge"] {
+            assert!(
+                bin_dir.join(binary).exists(),
+                "{}/{binary} is missing: scripts/test.sh builds it before this test",
+                bin_dir.display()
+            );
+        }
+        let mut command = Command::new(env!("CARGO_BIN_EXE_spinyard-dev"));
+        command
+            .args([
+                "up",
+                "--no-build",
+                "--bin-dir",
+                "target/debug",
+                "--listen",
+                listen,
+            ])
+            .env("SPINYARD_DEV_DIR", state)
+            .env_remove("KAFKA_BROKERS")
+            .env_remove("MONGODB_URI")
+            .current_dir(workspace_root())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (name, _) in std::env::vars() {
+            if name.starts_with("SPIN_VARIABLE_") {
+                command.env_remove(name);
+            }
+        }
+        let mut child = command.spawn().unwrap();
+        let (sender, output) = mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let sender = sender.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    println!("| {line}");
+                    let _ = sender.send(line);
+                }
+            });
+        }
+        Self {
+            child,
+            output,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for the line saying the platform is ready; fails with everything printed if the
+    /// run ends first.
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            match self.output.recv_timeout(Duration::from_millis(200)) {
+                Ok(line) => {
+                    let ready = line.starts_with("Ready in ");
+                    self.seen.push(line);
+                    if ready {
+                        return;
+                    }
+                }
+                Err(_) => {
+                    if let Some(status) = self.child.try_wait().unwrap() {
+                        panic!("cargo dev up ended ({status}) before it was ready");
+                    }
+                    assert!(
+                        Instant::now() < deadline,
+                        "cargo dev up was not ready in 300 s"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Ctrl-C, as the terminal sends it; returns once it has exited, successfully.
+    fn interrupt(mut self) {
+        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGINT).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cargo dev up did not stop within 120 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert!(
+            status.success(),
+            "cargo dev up exited with {status} after Ctrl-C"
+        );
+    }
+
+    /// The table's row for `service`.
+    fn row(&self, service: &str) -> &str {
+        self.seen
+            .iter()
+            .find(|line| line.split_whitespace().next() == Some(service))
+            .unwrap_or_else(|| panic!("no row for {service} in the table"))
+    }
+}
+
+/// The processes whose command line or working directory is inside `dir`.
+fn processes_using(dir: &Path) -> Vec<String> {
+    let dir = dir.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let path = entry.path();
+        let cmdline = std::fs::read(path.join("cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        let cwd = std::fs::read_link(path.join("cwd")).unwrap_or_default();
+        if cmdline.contains(&dir) || cwd.to_string_lossy().starts_with(&dir) {
+            found.push(format!(
+                "{}: {cmdline}",
+                entry.file_name().to_string_lossy()
+            ));
+        }
+    }
+    found
+}
+
+async fn purchases(client: &reqwest::Client, base: &str, userid: &str) -> Value {
+    client
+        .get(format!("{base}/getAllUserBuys/{userid}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_platform_comes_up_answers_every_seed_example_and_stops_on_ctrl_c() {
+    for (service, address) in LOCAL_SERVICES {
+        assert!(
+            !answers(address),
+            "{address} is in use: this test starts a local {service} there (stop any `cargo dev`)"
+        );
+    }
+    let state = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let base = format!("http://{listen}");
+    let run = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        .to_string();
+    let client = reqwest::Client::new();
+
+    let up = tokio::task::block_in_place(|| {
+        let mut up = Up::start(state.path(), &listen);
+        up.wait_ready();
+        up
+    });
+    for (service, _) in LOCAL_SERVICES {
+        assert!(
+            up.row(service).contains("started here"),
+            "{service} was not started locally: {}",
+            up.row(service)
+        );
+    }
+    assert!(up.row("app").contains(&base));
+
+    let failures = examples::check_all(&base, &run).await;
+    assert!(
+        failures.is_empty(),
+        "seed examples that failed:\n{}",
+        failures.join("\n")
+    );
+
+    // A purchase of this run, to find again after a restart.
+    let userid = format!("restart-{run}");
+    let bought = client
+        .post(format!("{base}/buy"))
+        .json(&json!({"username": "restart", "userid": userid, "price": 12.5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bought.status(), 201);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while purchases(&client, &base, &userid).await["count"] != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the purchase was not stored within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    tokio::task::block_in_place(|| up.interrupt());
+    for (service, address) in LOCAL_SERVICES {
+        assert!(!answers(address), "{service} still answers after Ctrl-C");
+    }
+    assert!(!answers(&listen), "the app still answers after Ctrl-C");
+    let left = processes_using(state.path());
+    assert!(left.is_empty(), "processes left behind: {left:#?}");
+
+    // The second run: the same state directory, so the same data.
+    let up = tokio::task::block_in_place(|| {
+        let mut up = Up::start(state.path(), &listen);
+        up.wait_ready();
+        up
+    });
+    let stored = purchases(&client, &base, &userid).await;
+    assert_eq!(stored["count"], 1, "after a restart: {stored}");
+    assert_eq!(stored["total_spent"], 12.5);
+    tokio::task::block_in_place(|| up.interrupt());
+    assert!(processes_using(state.path()).is_empty());
+}

@@ -68,7 +68,7 @@ export APPDB_DSN="postgresql://appuser:password@127.0.0.1:$port/appdb?sslmode=di
 for dsn in "$CATALOGUE_DSN" "$PRODUCTS_DSN" "$APPDB_DSN"; do
     table=products; [ "$dsn" = "$APPDB_DSN" ] && table=users
     psql "$dsn" -qAtc "SELECT 1 FROM $table LIMIT 1" >/dev/null ||
-        { echo "${dsn%%\?*}: no table $table: run `cargo dev db` first" >&2; exit 1; }
+        { echo "${dsn%%\?*}: no table $table: run 'cargo dev db' first" >&2; exit 1; }
 done
 delete_bench_rows() { psql "$PRODUCTS_DSN" -qc "DELETE FROM products WHERE category = 'bench'"; }
 delete_bench_rows  # left by an interrupted run

@@ -48,8 +48,9 @@ struct UpArgs {
     /// Use the binaries and components already built.
     #[arg(long)]
     no_build: bool,
-    /// Where the `spinyard` and `kafka-bridge` binaries are.
-    #[arg(long, default_value = "target/release")]
+    /// Where the `spinyard` and `kafka-bridge` binaries are (with --no-build: a build always
+    /// goes to target/release).
+    #[arg(long, default_value = "target/release", requires = "no_build")]
     bin_dir: PathBuf,
     /// More `spinyard up` flags, after `--`.
     #[arg(last = true)]
@@ -84,7 +85,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             setup::wasm_target(&project).await?;
             let needs = Needs {
                 postgres: true,
-                kafka: true,
                 mongodb: true,
                 bridge_build: true,
             };

@@ -4,6 +4,7 @@
 //! The local server is for development and tests, not production: loopback only, superuser
 //! `postgres`/`postgres`, `fsync` off.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
@@ -84,9 +85,9 @@ pub struct LocalServer {
 }
 
 impl LocalServer {
-    /// The server of this checkout: in `<state>/postgres`, or, when the `postgres` user cannot
-    /// reach the checkout (a private parent directory such as `mktemp -d` makes), in that
-    /// user's home, under a name derived from the checkout's path.
+    /// The server of this state directory: in `<state>/postgres`, or, when the `postgres` user
+    /// cannot reach it (a private parent directory such as `mktemp -d` makes), in that user's
+    /// home, under a name derived from the state directory's path.
     pub async fn locate(project: &Project) -> anyhow::Result<Self> {
         let bin = bin_dir()
             .context("no PostgreSQL server is installed (Debian: `apt-get install postgresql`)")?;
@@ -103,7 +104,7 @@ impl LocalServer {
             )
             .await
             {
-                let digest = Sha256::digest(project.root.as_os_str().as_encoded_bytes());
+                let digest = Sha256::digest(project.state.as_os_str().as_encoded_bytes());
                 let name: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
                 dir = user.dir.join("spinyard").join(name);
                 std::fs::create_dir_all(&dir)?;
@@ -124,6 +125,12 @@ impl LocalServer {
 
     pub fn log(&self) -> PathBuf {
         self.dir.join("server.log")
+    }
+
+    /// Whether this server is running (left by `cargo dev postgres`, or by a run that ended
+    /// without stopping it).
+    pub fn running(&self) -> bool {
+        self.data().join("postmaster.pid").exists()
     }
 
     fn command(&self, program: &str) -> Command {
@@ -147,6 +154,8 @@ impl LocalServer {
         if !self.data().join("PG_VERSION").exists() {
             let password_file = self.dir.join("initial-password");
             std::fs::write(&password_file, "postgres\n")?;
+            // initdb runs as `postgres` when we are root: it must be able to read the file.
+            std::fs::set_permissions(&password_file, std::fs::Permissions::from_mode(0o644))?;
             let created = self
                 .command("initdb")
                 .arg("-D")
@@ -186,8 +195,9 @@ impl LocalServer {
             .context("running pg_ctl")?;
         if !started.status.success() {
             bail!(
-                "PostgreSQL did not start: {}; read {}",
+                "PostgreSQL did not start: {} {}; read {}",
                 String::from_utf8_lossy(&started.stdout).trim(),
+                String::from_utf8_lossy(&started.stderr).trim(),
                 self.log().display()
             );
         }
@@ -196,7 +206,7 @@ impl LocalServer {
 
     /// Stops the server (fast shutdown: open sessions are rolled back), if it runs.
     pub async fn stop(&self) -> anyhow::Result<()> {
-        if !self.data().join("postmaster.pid").exists() {
+        if !self.running() {
             return Ok(());
         }
         let stopped = self

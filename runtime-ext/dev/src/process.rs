@@ -7,12 +7,13 @@
 //! die, so nothing is left behind either way.
 
 use std::future::Future;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 
@@ -21,6 +22,8 @@ pub struct Service {
     pub name: &'static str,
     /// Where its output goes; `None`: the terminal.
     pub log: Option<PathBuf>,
+    /// Where this run's output starts in the log (earlier runs' output is above it).
+    log_start: u64,
     child: Child,
 }
 
@@ -36,6 +39,7 @@ impl Service {
             .stdin(Stdio::null())
             .process_group(0)
             .kill_on_drop(true);
+        let mut log_start = 0;
         if let Some(log) = log {
             std::fs::create_dir_all(log.parent().context("a log file has a directory")?)?;
             let file = std::fs::OpenOptions::new()
@@ -43,14 +47,22 @@ impl Service {
                 .append(true)
                 .open(log)
                 .with_context(|| format!("opening {}", log.display()))?;
+            log_start = file.metadata()?.len();
             command.stdout(file.try_clone()?).stderr(file);
         }
-        // SAFETY: prctl is async-signal-safe, and nothing else runs between fork and exec. The
-        // signal comes when the *thread* that forked exits: `cargo dev` spawns from its main
-        // thread (a current-thread runtime), which lives as long as the process.
+        // The signal comes when the *thread* that forked exits, so only a thread that lives as
+        // long as the process may spawn: `cargo dev`'s main thread (a current-thread runtime).
+        debug_assert_eq!(nix::unistd::gettid(), nix::unistd::getpid());
+        let parent = nix::unistd::getpid();
+        // SAFETY: prctl, getppid and kill are async-signal-safe, and nothing else runs between
+        // fork and exec.
         unsafe {
-            command.pre_exec(|| {
+            command.pre_exec(move || {
                 nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)?;
+                // The parent died before the line above took effect: act on it now.
+                if nix::unistd::getppid() != parent {
+                    kill(nix::unistd::getpid(), Signal::SIGTERM)?;
+                }
                 Ok(())
             });
         }
@@ -60,6 +72,7 @@ impl Service {
         Ok(Self {
             name,
             log: log.map(Path::to_owned),
+            log_start,
             child,
         })
     }
@@ -108,24 +121,34 @@ impl Service {
         }
     }
 
-    /// The last lines of its log, to quote in an error, and where to read the rest.
+    /// The last lines this run wrote to its log, to quote in an error, and where to read the
+    /// rest.
     pub fn log_tail(&self) -> String {
         let Some(log) = &self.log else {
             return String::new();
         };
-        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let mut text = Vec::new();
+        if let Ok(mut file) = std::fs::File::open(log) {
+            let end = file.metadata().map_or(0, |m| m.len());
+            // The last 64 KiB of this run's output are plenty for 15 lines.
+            let from = self.log_start.max(end.saturating_sub(64 << 10));
+            let _ = file
+                .seek(SeekFrom::Start(from))
+                .and_then(|_| file.read_to_end(&mut text));
+        }
+        let text = String::from_utf8_lossy(&text);
         let lines: Vec<&str> = text.lines().collect();
         let tail = lines[lines.len().saturating_sub(15)..].join("\n    ");
         format!("; the end of its log, {}:\n    {tail}", log.display())
     }
 
-    /// SIGTERM, then SIGKILL if it has not exited within `grace`.
+    /// SIGTERM to its process group, then SIGKILL if it has not exited within `grace`.
     pub async fn stop(&mut self, grace: Duration) {
         if self.exited().is_some() {
             return;
         }
         if let Some(pid) = self.pid() {
-            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+            let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGTERM);
         }
         if tokio::time::timeout(grace, self.child.wait())
             .await

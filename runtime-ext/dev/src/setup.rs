@@ -53,7 +53,6 @@ pub async fn wasm_target(project: &Project) -> anyhow::Result<()> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Needs {
     pub postgres: bool,
-    pub kafka: bool,
     pub mongodb: bool,
     /// librdkafka is built from source with the bridge.
     pub bridge_build: bool,
@@ -104,25 +103,65 @@ pub async fn packages(project: &Project, needs: Needs) -> anyhow::Result<()> {
             names.join(" ")
         );
     }
-    let install = |update: bool| {
-        let mut command = Command::new("sh");
-        let list = names.join(" ");
-        let script = if update {
-            format!("apt-get update -qq && apt-get install -y -qq {list}")
-        } else {
-            format!("apt-get install -y -qq {list}")
-        };
-        command
-            .args(["-c", &script])
-            .env("DEBIAN_FRONTEND", "noninteractive");
+    let apt = |args: &[&str]| {
+        let mut command = Command::new("apt-get");
+        command.args(args).env("DEBIAN_FRONTEND", "noninteractive");
         command
     };
+    // A fresh image often ships without package lists.
+    let lists_empty = std::fs::read_dir("/var/lib/apt/lists").map_or(true, |entries| {
+        !entries
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with("_Packages"))
+    });
+    if lists_empty {
+        step::run(
+            "Fetching Debian's package lists",
+            None,
+            &mut apt(&["update", "-qq"]),
+        )
+        .await?;
+    }
     let what = format!("Installing Debian packages: {}", reasons.join(", "));
-    // The package lists of a fresh image may be empty or stale: refresh them only if needed.
-    if step::run(&what, None, &mut install(false)).await.is_err() {
-        step::run(&what, None, &mut install(true)).await?;
+    let mut install = apt(&["install", "-y", "-qq"]);
+    install.args(&names);
+    if step::run(&what, None, &mut install).await.is_err() {
+        // Stale lists: refresh them and try once more.
+        step::run(
+            "Fetching Debian's package lists",
+            None,
+            &mut apt(&["update", "-qq"]),
+        )
+        .await?;
+        step::run(&what, None, &mut install).await?;
+    }
+    if names.contains(&"postgresql") {
+        drop_debian_cluster().await;
     }
     Ok(())
+}
+
+/// Debian's `postgresql` package creates a cluster `main` and, where services may start (a VM,
+/// WSL), runs it on port 5432, where a later run would find a server whose superuser has no
+/// password. The package was installed just now for the local server, so that cluster holds
+/// nothing: drop it.
+async fn drop_debian_cluster() {
+    let Some(version) = crate::postgres::bin_dir()
+        .and_then(|bin| Some(bin.parent()?.file_name()?.to_string_lossy().into_owned()))
+    else {
+        return;
+    };
+    if Path::new("/etc/postgresql")
+        .join(&version)
+        .join("main")
+        .exists()
+    {
+        eprintln!("    dropping the empty cluster {version}/main that Debian's package created");
+        let _ = Command::new("pg_dropcluster")
+            .args(["--stop", &version, "main"])
+            .output()
+            .await;
+    }
 }
 
 async fn has_command(name: &str) -> bool {
@@ -179,19 +218,26 @@ pub async fn secantus(project: &Project) -> anyhow::Result<Option<Duration>> {
     if project.secantusd().exists() && read(&stamp).as_deref() == Some(SECANTUS_VERSION) {
         return Ok(None);
     }
-    let script = format!(
-        "python3 -m venv --clear {venv} && {venv}/bin/pip install --quiet \
-         --disable-pip-version-check SecantusDB=={SECANTUS_VERSION}",
-        venv = venv.display()
+    let what = format!(
+        "Installing SecantusDB {SECANTUS_VERSION}, the local MongoDB-wire server, from PyPI"
     );
-    let took = step::run(
-        &format!(
-            "Installing SecantusDB {SECANTUS_VERSION}, the local MongoDB-wire server, from PyPI"
-        ),
+    let created = step::run(
+        &what,
         Some("about a minute"),
-        Command::new("sh").args(["-c", &script]),
+        Command::new("python3")
+            .args(["-m", "venv", "--clear"])
+            .arg(&venv),
     )
     .await?;
+    let installed = step::run(
+        &what,
+        None,
+        Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .arg(format!("SecantusDB=={SECANTUS_VERSION}")),
+    )
+    .await?;
+    let took = created + installed;
     std::fs::write(&stamp, SECANTUS_VERSION)
         .with_context(|| format!("writing {}", stamp.display()))?;
     Ok(Some(took))

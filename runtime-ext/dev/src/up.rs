@@ -70,8 +70,8 @@ impl Started {
     async fn stop(&mut self) {
         while let Some(mut service) = self.services.pop() {
             eprintln!("==> Stopping {}", service.name);
-            // The app and the bridge finish what is in flight (the bridge commits and leaves
-            // its consumer groups); the servers stop at once.
+            // The app finishes the requests in flight; the others stop at once (the bridge
+            // has no graceful shutdown yet: its consumers rejoin after the session timeout).
             service.stop(Duration::from_secs(30)).await;
         }
         if let Some(server) = self.postgres.take() {
@@ -99,84 +99,109 @@ impl Started {
     }
 }
 
+/// Every step of a run, timed: what each took, for the line that says the platform is ready.
+type Steps = Vec<(&'static str, Duration)>;
+
 pub async fn up(project: &Project, options: Options) -> anyhow::Result<()> {
     let begun = Instant::now();
     let defaults = BridgeDefaults::read(project)?;
-    let plan = plan(&defaults);
+    if options.listen.port() == 0 {
+        bail!("--listen needs a port: the kafka-bridge delivers to the app's address");
+    }
     if answers(&options.listen.to_string()) {
         bail!(
             "{} is in use: stop what listens there (another `cargo dev`?) or pass --listen",
             options.listen
         );
     }
-    if plan.bridge == Source::Local && answers(&defaults.listen) {
-        bail!(
-            "{} (the kafka-bridge's address) is in use: stop what listens there, or set \
-             {BRIDGE_ADDRESS} and {BRIDGE_SECRET} to use it",
-            defaults.listen
-        );
-    }
-
-    let mut steps: Vec<(&str, Duration)> = Vec::new();
-    let binaries_built =
-        options.bin_dir.join("spinyard").exists() && options.bin_dir.join("kafka-bridge").exists();
-    if options.build {
-        setup::wasm_target(project).await?;
-    }
-    let needs = Needs {
-        postgres: plan.postgres == Source::Local,
-        kafka: plan.kafka == Some(Source::Local),
-        mongodb: plan.mongodb == Some(Source::Local),
-        bridge_build: options.build && !binaries_built,
-    };
-    setup::packages(project, needs).await?;
-    if options.build {
-        let took = step::run(
-            "Building the host (spinyard) and the kafka-bridge, release",
-            (!binaries_built).then_some(
-                "first time: about 25 minutes on 2 cores, most of it wasmtime and librdkafka; \
-                 later runs take seconds",
-            ),
-            Command::new("cargo")
-                .args(["build", "--release", "-p", "spinyard", "-p", "kafka-bridge"])
-                .current_dir(&project.root),
-        )
-        .await?;
-        steps.push(("host and bridge", took));
-        let took = step::run(
-            "Building the components (spinyard build: each component's build command)",
-            None,
-            Command::new(options.bin_dir.join("spinyard"))
-                .arg("build")
-                .current_dir(&project.root),
-        )
-        .await?;
-        steps.push(("components", took));
-    } else if !binaries_built {
-        bail!(
-            "no spinyard or kafka-bridge in {}: run without --no-build",
-            options.bin_dir.display()
-        );
-    }
-    if needs.kafka
+    // The machine is checked before the long builds against this plan; the services start
+    // after them against a fresh one, as the builds may take long enough for things to change.
+    let before_build = plan(&defaults)?;
+    let mut steps = build(project, &options, &before_build).await?;
+    let plan = plan(&defaults)?;
+    setup::packages(project, needs(&plan, &options, true)).await?;
+    if plan.kafka == Some(Source::Local)
         && let Some(took) = setup::tansu(project).await?
     {
         steps.push(("tansu", took));
     }
-    if needs.mongodb
+    if plan.mongodb == Some(Source::Local)
         && let Some(took) = setup::secantus(project).await?
     {
         steps.push(("SecantusDB", took));
     }
+    serve(project, &options, &defaults, &plan, begun, &steps).await
+}
 
+/// What the machine needs for `plan`, the binaries being `built` already or not.
+fn needs(plan: &Plan, options: &Options, built: bool) -> Needs {
+    Needs {
+        postgres: plan.postgres == Source::Local,
+        mongodb: plan.mongodb == Some(Source::Local),
+        bridge_build: options.build && !built,
+    }
+}
+
+/// The machine's missing parts first, then the host, the bridge and the components, once.
+async fn build(project: &Project, options: &Options, plan: &Plan) -> anyhow::Result<Steps> {
+    let built =
+        options.bin_dir.join("spinyard").exists() && options.bin_dir.join("kafka-bridge").exists();
+    if options.build {
+        setup::wasm_target(project).await?;
+    }
+    setup::packages(project, needs(plan, options, built)).await?;
+    if !options.build {
+        if !built {
+            bail!(
+                "no spinyard or kafka-bridge in {}: run without --no-build",
+                options.bin_dir.display()
+            );
+        }
+        return Ok(Vec::new());
+    }
+    let host = step::run(
+        "Building the host (spinyard) and the kafka-bridge, release",
+        (!built).then_some(
+            "first time: about 25 minutes on 2 cores, most of it wasmtime and librdkafka; \
+             later runs take seconds",
+        ),
+        Command::new("cargo")
+            .args(["build", "--release", "-p", "spinyard", "-p", "kafka-bridge"])
+            .current_dir(&project.root),
+    )
+    .await?;
+    let components = step::run(
+        "Building the components (spinyard build: each component's build command)",
+        None,
+        Command::new(options.bin_dir.join("spinyard"))
+            .arg("build")
+            .current_dir(&project.root),
+    )
+    .await?;
+    Ok(vec![("host and bridge", host), ("components", components)])
+}
+
+/// Starts the services, prints the table, and runs until Ctrl-C, SIGTERM, SIGHUP or a
+/// service's exit; then stops what it started.
+async fn serve(
+    project: &Project,
+    options: &Options,
+    defaults: &BridgeDefaults,
+    plan: &Plan,
+    begun: Instant,
+    steps: &Steps,
+) -> anyhow::Result<()> {
+    // Ctrl-C, a `kill`, or the terminal closing.
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut terminate = signal(SignalKind::terminate())?;
+    let mut hangup = signal(SignalKind::hangup())?;
     let mut started = Started::default();
     let starting = Instant::now();
     let outcome = tokio::select! {
-        rows = start(project, &options, &defaults, &plan, &mut started) => rows.map(Some),
+        rows = start(project, options, defaults, plan, &mut started) => rows.map(Some),
         _ = interrupt.recv() => Ok(None),
         _ = terminate.recv() => Ok(None),
+        _ = hangup.recv() => Ok(None),
     };
     let outcome = match outcome {
         Ok(Some(rows)) => {
@@ -196,6 +221,7 @@ pub async fn up(project: &Project, options: Options) -> anyhow::Result<()> {
             tokio::select! {
                 _ = interrupt.recv() => Ok(()),
                 _ = terminate.recv() => Ok(()),
+                _ = hangup.recv() => Ok(()),
                 error = started.first_exit() => Err(error),
             }
         }
@@ -206,11 +232,20 @@ pub async fn up(project: &Project, options: Options) -> anyhow::Result<()> {
     outcome
 }
 
-fn plan(defaults: &BridgeDefaults) -> Plan {
+/// Where each dependency comes from now. The bridge is never found running: its secret would
+/// be unknown.
+fn plan(defaults: &BridgeDefaults) -> anyhow::Result<Plan> {
     let postgres_address = format!("127.0.0.1:{}", postgres::port());
     let bridge = decide(configured_by(&[BRIDGE_ADDRESS]), || false);
     let local_bridge = bridge == Source::Local;
-    Plan {
+    if local_bridge && answers(&defaults.listen) {
+        bail!(
+            "{} (the kafka-bridge's address) is in use: stop what listens there, or set \
+             {BRIDGE_ADDRESS} and {BRIDGE_SECRET} to use it",
+            defaults.listen
+        );
+    }
+    Ok(Plan {
         postgres: decide(configured_by(&POSTGRES_VARIABLES), || {
             answers(&postgres_address)
         }),
@@ -225,7 +260,7 @@ fn plan(defaults: &BridgeDefaults) -> Plan {
             })
         }),
         bridge,
-    }
+    })
 }
 
 /// Starts (or checks) each dependency in order, then the app; returns the table's rows.
@@ -258,11 +293,19 @@ async fn start(
             };
             if *source == Source::Local {
                 step::announce("Starting PostgreSQL", None);
-                let server = LocalServer::locate(project).await?;
+                // Owned before it starts: a Ctrl-C while it starts still stops it.
+                let server = started.postgres.insert(LocalServer::locate(project).await?);
                 server.start(postgres::port()).await?;
                 row.data = project.display(&server.data());
                 row.log = project.display(&server.log());
-                started.postgres = Some(server);
+            } else if postgres::bin_dir().is_some()
+                && let server = LocalServer::locate(project).await?
+                && server.running()
+            {
+                // This project's own server, left running by `cargo dev postgres`.
+                row.source = "already running (`cargo dev stop` stops it)".into();
+                row.data = project.display(&server.data());
+                row.log = project.display(&server.log());
             }
             step::announce("Migrating the app's databases", None);
             postgres::provision(project, &postgres_address).await?;

@@ -1,11 +1,15 @@
 //! `cargo dev up` end to end, as a user runs it (without its build step: the binaries and
-//! components `scripts/test.sh` built are used): the platform comes up with its local
-//! services, every curl example of the five seeds answers as the seed documents, Ctrl-C stops
-//! everything the run started, and a second run finds the data of the first.
+//! components `scripts/test.sh` built are used): the platform comes up with every local
+//! service started here (PostgreSQL on a port of its own, so that the test suite's server is
+//! not the one found), every curl example of the five seeds answers as the seed documents,
+//! Ctrl-C stops everything the run started, and a second run finds the first one's data in
+//! PostgreSQL and MongoDB. (The broker's file is reopened too, but nothing here tells its
+//! contents from a fresh broker's: the bridge recreates the topics.)
 
 mod examples;
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -42,7 +46,8 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A running `cargo dev up`.
+/// A running `cargo dev up`; interrupted when dropped (a failed assertion included), so that
+/// it does not hold the services' ports for the next run.
 struct Up {
     child: Child,
     /// Everything it printed so far.
@@ -51,7 +56,7 @@ struct Up {
 }
 
 impl Up {
-    fn start(state: &Path, listen: &str) -> Self {
+    fn start(state: &Path, listen: &str, pg_port: u16) -> Self {
         let bin_dir = workspace_root().join("target/debug");
         for binary in ["spinyard", "kafka-bridge"] {
             assert!(
@@ -71,13 +76,15 @@ impl Up {
                 listen,
             ])
             .env("SPINYARD_DEV_DIR", state)
+            .env("PGPORT", pg_port.to_string())
             .env_remove("KAFKA_BROKERS")
             .env_remove("MONGODB_URI")
+            .env_remove("PG_ADMIN_URL")
             .current_dir(workspace_root())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (name, _) in std::env::vars() {
-            if name.starts_with("SPIN_VARIABLE_") {
+            if name.starts_with("SPIN_VARIABLE_") || name.ends_with("_URL") {
                 command.env_remove(name);
             }
         }
@@ -130,22 +137,29 @@ impl Up {
 
     /// Ctrl-C, as the terminal sends it; returns once it has exited, successfully.
     fn interrupt(mut self) {
-        kill(Pid::from_raw(self.child.id() as i32), Signal::SIGINT).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "cargo dev up did not stop within 120 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        };
+        let status = self.stop();
         assert!(
-            status.success(),
-            "cargo dev up exited with {status} after Ctrl-C"
+            status.is_some_and(|s| s.success()),
+            "cargo dev up exited with {status:?} after Ctrl-C (None: not within 120 s)"
         );
+    }
+
+    /// SIGINT, then up to 120 s for it to exit, then SIGKILL.
+    fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Some(status);
+        }
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGINT);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
     }
 
     /// The table's row for `service`.
@@ -157,16 +171,22 @@ impl Up {
     }
 }
 
-/// The processes whose command line or working directory is inside `dir`.
-fn processes_using(dir: &Path) -> Vec<String> {
-    let dir = dir.to_string_lossy().into_owned();
+impl Drop for Up {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The processes a `cargo dev up` with state directory `dir` started, or their descendants:
+/// every one inherits `SPINYARD_DEV_DIR` (PostgreSQL's server too, through runuser and pg_ctl).
+fn processes_of(dir: &Path) -> Vec<String> {
+    let marker = format!("SPINYARD_DEV_DIR={}", dir.display());
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let path = entry.path();
-        let cmdline = std::fs::read(path.join("cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        let cwd = std::fs::read_link(path.join("cwd")).unwrap_or_default();
-        if cmdline.contains(&dir) || cwd.to_string_lossy().starts_with(&dir) {
+        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        if environ.split(|&b| b == 0).any(|v| v == marker.as_bytes()) {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
             found.push(format!(
                 "{}: {cmdline}",
                 entry.file_name().to_string_lossy()
@@ -187,6 +207,14 @@ async fn purchases(client: &reqwest::Client, base: &str, userid: &str) -> Value 
         .unwrap()
 }
 
+fn up(state: &Path, listen: &str, pg_port: u16) -> Up {
+    tokio::task::block_in_place(|| {
+        let mut up = Up::start(state, listen, pg_port);
+        up.wait_ready();
+        up
+    })
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_platform_comes_up_answers_every_seed_example_and_stops_on_ctrl_c() {
     for (service, address) in LOCAL_SERVICES {
@@ -195,7 +223,15 @@ async fn the_platform_comes_up_answers_every_seed_example_and_stops_on_ctrl_c() 
             "{address} is in use: this test starts a local {service} there (stop any `cargo dev`)"
         );
     }
-    let state = tempfile::tempdir().unwrap();
+    // Under target/ and open to others: the `postgres` user runs the server and must reach its
+    // data directory. (A checkout it cannot reach keeps the server in that user's home, which
+    // this test leaves there.)
+    let state = tempfile::Builder::new()
+        .permissions(std::fs::Permissions::from_mode(0o755))
+        .tempdir_in(workspace_root().join("target"))
+        .unwrap();
+    let pg_port = free_port();
+    let pg_address = format!("127.0.0.1:{pg_port}");
     let listen = format!("127.0.0.1:{}", free_port());
     let base = format!("http://{listen}");
     let run = SystemTime::now()
@@ -205,19 +241,16 @@ async fn the_platform_comes_up_answers_every_seed_example_and_stops_on_ctrl_c() 
         .to_string();
     let client = reqwest::Client::new();
 
-    let up = tokio::task::block_in_place(|| {
-        let mut up = Up::start(state.path(), &listen);
-        up.wait_ready();
-        up
-    });
-    for (service, _) in LOCAL_SERVICES {
+    let first = up(state.path(), &listen, pg_port);
+    for service in ["postgres", "kafka", "mongodb", "kafka-bridge"] {
         assert!(
-            up.row(service).contains("started here"),
+            first.row(service).contains("started here"),
             "{service} was not started locally: {}",
-            up.row(service)
+            first.row(service)
         );
     }
-    assert!(up.row("app").contains(&base));
+    assert!(first.row("app").contains(&base));
+    assert!(first.row("postgres").contains(&pg_address));
 
     let failures = examples::check_all(&base, &run).await;
     assert!(
@@ -226,7 +259,17 @@ async fn the_platform_comes_up_answers_every_seed_example_and_stops_on_ctrl_c() 
         failures.join("\n")
     );
 
-    // A purchase of this run, to find again after a restart.
+    // A product and a purchase of this run, to find again after a restart.
+    let product: Value = client
+        .post(format!("{base}/products"))
+        .json(&json!({"name": format!("restart-{run}"), "price": 1.5, "category": "test"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let product_id = product["id"].as_i64().expect("the new product's id");
     let userid = format!("restart-{run}");
     let bought = client
         .post(format!("{base}/buy"))
@@ -244,23 +287,30 @@ async fn the_platform_comes_up_answers_every_seed_example_and_stops_on_ctrl_c() 
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    tokio::task::block_in_place(|| up.interrupt());
+    tokio::task::block_in_place(|| first.interrupt());
     for (service, address) in LOCAL_SERVICES {
         assert!(!answers(address), "{service} still answers after Ctrl-C");
     }
+    assert!(!answers(&pg_address), "postgres still answers after Ctrl-C");
     assert!(!answers(&listen), "the app still answers after Ctrl-C");
-    let left = processes_using(state.path());
+    let left = processes_of(state.path());
     assert!(left.is_empty(), "processes left behind: {left:#?}");
 
     // The second run: the same state directory, so the same data.
-    let up = tokio::task::block_in_place(|| {
-        let mut up = Up::start(state.path(), &listen);
-        up.wait_ready();
-        up
-    });
+    let second = up(state.path(), &listen, pg_port);
     let stored = purchases(&client, &base, &userid).await;
     assert_eq!(stored["count"], 1, "after a restart: {stored}");
     assert_eq!(stored["total_spent"], 12.5);
-    tokio::task::block_in_place(|| up.interrupt());
-    assert!(processes_using(state.path()).is_empty());
+    let again = client
+        .get(format!("{base}/products/{product_id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200, "the product after a restart");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["name"], product["name"], "after a restart");
+    tokio::task::block_in_place(|| second.interrupt());
+    assert!(!answers(&pg_address), "postgres still answers after Ctrl-C");
+    let left = processes_of(state.path());
+    assert!(left.is_empty(), "processes left behind: {left:#?}");
 }

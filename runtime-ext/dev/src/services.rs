@@ -69,28 +69,48 @@ fn mongodb_address(uri: &str) -> &str {
 pub fn broker(project: &Project, address: &str) -> anyhow::Result<Service> {
     let dir = project.state.join("kafka");
     std::fs::create_dir_all(&dir)?;
+    let mut command = broker_command(project, address, "sqlite://tansu.db");
+    command.current_dir(&dir);
+    Service::spawn("kafka", command.into(), Some(&project.log("kafka")))
+}
+
+/// tansu's command line: a broker on `address` (`host:port`), storing at `storage`
+/// (`sqlite://file` relative to its working directory, or `memory://tansu/`, as the tests do).
+pub fn broker_command(project: &Project, address: &str, storage: &str) -> std::process::Command {
     let url = format!("tcp://{address}");
-    let mut command = Command::new(project.tansu());
+    let mut command = std::process::Command::new(project.tansu());
+    command.args(["broker", "--storage-engine", storage]).args([
+        "--listener-url",
+        &url,
+        "--advertised-listener-url",
+        &url,
+    ]);
     command
-        .args(["broker", "--storage-engine", "sqlite://tansu.db"])
-        .args(["--listener-url", &url, "--advertised-listener-url", &url])
-        .current_dir(&dir);
-    Service::spawn("kafka", command, Some(&project.log("kafka")))
 }
 
 /// SecantusDB, storing under `<state>/mongodb`.
 pub fn mongodb(project: &Project, address: &str) -> anyhow::Result<Service> {
     let dir = project.state.join("mongodb");
     std::fs::create_dir_all(&dir)?;
+    let mut command = mongodb_command(project, address, &dir)?;
+    command.current_dir(&dir);
+    Service::spawn("mongodb", command.into(), Some(&project.log("mongodb")))
+}
+
+/// SecantusDB's command line: a server on `address` (`host:port`), storing under `dir`.
+pub fn mongodb_command(
+    project: &Project,
+    address: &str,
+    dir: &Path,
+) -> anyhow::Result<std::process::Command> {
     let (host, port) = address
         .rsplit_once(':')
         .with_context(|| format!("no port in the MongoDB address {address}"))?;
-    let mut command = Command::new(project.secantusd());
+    let mut command = std::process::Command::new(project.secantusd());
     command
         .args(["--host", host, "--port", port, "--storage-path"])
-        .arg(&dir)
-        .current_dir(&dir);
-    Service::spawn("mongodb", command, Some(&project.log("mongodb")))
+        .arg(dir);
+    Ok(command)
 }
 
 /// What the bridge connects: the broker, MongoDB, the app, and the secret it shares with it.

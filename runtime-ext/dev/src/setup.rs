@@ -21,8 +21,8 @@ const SECANTUS_VERSION: &str = "0.7.0b3";
 
 /// Adds the wasm target to the toolchain the checkout builds with, if rustup manages it and
 /// lacks it: rustup adds `rust-toolchain.toml`'s targets only when it installs the toolchain,
-/// not to one the machine already has. (`spinyard build` does the same for its own users; here
-/// it happens before the host's long build rather than after it.)
+/// not to one the machine already has. Done before the host's long build, so that a missing
+/// target is not found only after it.
 pub async fn wasm_target(project: &Project) -> anyhow::Result<()> {
     let Ok(installed) = Command::new("rustup")
         .args(["target", "list", "--installed"])
@@ -193,7 +193,7 @@ pub async fn tansu(project: &Project) -> anyhow::Result<Option<Duration>> {
         &format!(
             "Installing tansu {TANSU_VERSION}, the local Kafka-protocol broker, from crates.io"
         ),
-        Some("first time: it compiles from source, about 15 minutes on 2 cores"),
+        Some("first time: it compiles from source, about 10 minutes on 2 cores"),
         Command::new("cargo")
             .args(["install", "--locked", "--root"])
             .arg(&root)

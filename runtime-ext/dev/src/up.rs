@@ -162,7 +162,7 @@ async fn build(project: &Project, options: &Options, plan: &Plan) -> anyhow::Res
     let host = step::run(
         "Building the host (spinyard) and the kafka-bridge, release",
         (!built).then_some(
-            "first time: about 25 minutes on 2 cores, most of it wasmtime and librdkafka; \
+            "first time: about 10 minutes on 2 cores, most of it wasmtime and librdkafka; \
              later runs take seconds",
         ),
         Command::new("cargo")

@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use spinyard_dev::project::Project;
+use spinyard_dev::services;
+
 use super::{Host, pg_port, start, workspace_root};
 
 /// The secret the bridge and the components share in tests.
@@ -23,14 +26,16 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn tool(relative: &str, installer: &str) -> PathBuf {
-    let path = workspace_root().join(relative);
+/// The project, once `tool` is installed (`cargo dev setup`).
+fn installed(tool: fn(&Project) -> PathBuf) -> Project {
+    let project = Project::locate().unwrap();
+    let path = tool(&project);
     assert!(
         path.exists(),
-        "{} is missing: run {installer} (scripts/test.sh does)",
+        "{} is missing: run `cargo dev setup` (scripts/test.sh does)",
         path.display()
     );
-    path
+    project
 }
 
 fn wait_for_port(port: u16, what: &str, log: &Path) {
@@ -107,40 +112,32 @@ impl Server {
     }
 }
 
-/// tansu, a Kafka-protocol broker, storing in memory (a restart starts empty).
+/// tansu, a Kafka-protocol broker, storing in memory (a restart starts empty), started as
+/// `cargo dev` starts it.
 pub fn broker() -> Server {
     let port = free_port();
-    let tansu = tool("target/tools/bin/tansu", "cargo dev setup");
+    let project = installed(Project::tansu);
     Server::new(
         "tansu",
         port,
         Box::new(move || {
-            let url = format!("tcp://127.0.0.1:{port}");
-            let mut command = Command::new(&tansu);
-            command
-                .args(["broker", "--storage-engine", "memory://tansu/"])
-                .args(["--listener-url", &url, "--advertised-listener-url", &url]);
-            command
+            services::broker_command(&project, &format!("127.0.0.1:{port}"), "memory://tansu/")
         }),
     )
 }
 
-/// SecantusDB, a MongoDB-wire server, storing in a directory that survives its restarts.
+/// SecantusDB, a MongoDB-wire server, storing in a directory that survives its restarts,
+/// started as `cargo dev` starts it.
 pub fn mongo() -> (Server, tempfile::TempDir) {
     let port = free_port();
     let storage = tempfile::tempdir().unwrap();
     let path = storage.path().to_owned();
-    let secantusd = tool("target/mongo-venv/bin/secantusd-py", "cargo dev setup");
+    let project = installed(Project::secantusd);
     let server = Server::new(
         "secantus",
         port,
         Box::new(move || {
-            let mut command = Command::new(&secantusd);
-            command
-                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-                .arg("--storage-path")
-                .arg(&path);
-            command
+            services::mongodb_command(&project, &format!("127.0.0.1:{port}"), &path).unwrap()
         }),
     );
     (server, storage)

@@ -243,40 +243,18 @@ pub async fn provision(project: &Project, address: &str) -> anyhow::Result<()> {
         })?;
     let driver = tokio::spawn(connection);
     for database in &DATABASES {
-        let role_exists = client
-            .query_opt(
-                "SELECT 1 FROM pg_roles WHERE rolname = $1",
-                &[&database.owner],
-            )
-            .await?
-            .is_some();
-        if !role_exists {
-            client
-                .batch_execute(&format!(
-                    "CREATE ROLE {} LOGIN PASSWORD {}",
-                    identifier(database.owner),
-                    literal(database.password)
-                ))
-                .await
-                .with_context(|| format!("creating role {}", database.owner))?;
-        }
-        let database_exists = client
-            .query_opt(
-                "SELECT 1 FROM pg_database WHERE datname = $1",
-                &[&database.name],
-            )
-            .await?
-            .is_some();
-        if !database_exists {
-            client
-                .batch_execute(&format!(
-                    "CREATE DATABASE {} OWNER {}",
-                    identifier(database.name),
-                    identifier(database.owner)
-                ))
-                .await
-                .with_context(|| format!("creating database {}", database.name))?;
-        }
+        let role = format!(
+            "CREATE ROLE {} LOGIN PASSWORD {}",
+            identifier(database.owner),
+            literal(database.password)
+        );
+        create_unless(&client, "pg_roles WHERE rolname", database.owner, &role).await?;
+        let owned = format!(
+            "CREATE DATABASE {} OWNER {}",
+            identifier(database.name),
+            identifier(database.owner)
+        );
+        create_unless(&client, "pg_database WHERE datname", database.name, &owned).await?;
     }
     drop(client);
     let _ = driver.await;
@@ -290,6 +268,26 @@ pub async fn provision(project: &Project, address: &str) -> anyhow::Result<()> {
                 outcome.applied.join(", ")
             );
         }
+    }
+    Ok(())
+}
+
+/// Runs `create` unless `SELECT 1 FROM <catalog> = name` finds a row.
+async fn create_unless(
+    client: &tokio_postgres::Client,
+    catalog: &str,
+    name: &str,
+    create: &str,
+) -> anyhow::Result<()> {
+    let exists = client
+        .query_opt(&format!("SELECT 1 FROM {catalog} = $1"), &[&name])
+        .await?
+        .is_some();
+    if !exists {
+        client
+            .batch_execute(create)
+            .await
+            .with_context(|| format!("creating {name}"))?;
     }
     Ok(())
 }

@@ -228,7 +228,12 @@ impl Bridge {
     /// (Re)starts the bridge and waits until it serves.
     pub fn restart(&mut self) {
         self.process = None;
-        let binary = tool("target/debug/kafka-bridge", "cargo build -p kafka-bridge");
+        let binary = workspace_root().join("target/debug/kafka-bridge");
+        assert!(
+            binary.exists(),
+            "{} is missing: run `cargo build -p kafka-bridge` (scripts/test.sh does)",
+            binary.display()
+        );
         let mut command = Command::new(binary);
         command
             .arg("--config")

@@ -20,7 +20,7 @@ pub enum Source {
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Source::Configured(by) => write!(f, "configured ({by})"),
+            Source::Configured(by) => write!(f, "configured by {by}"),
             Source::Running => f.write_str("already running"),
             Source::Local => f.write_str("started here"),
         }

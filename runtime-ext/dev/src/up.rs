@@ -391,7 +391,13 @@ async fn start(
             let client = reqwest::Client::new();
             bridge
                 .wait_ready(Duration::from_secs(30), || bridge_up(&client, &health))
-                .await?;
+                .await
+                .with_context(|| {
+                    format!(
+                        "the kafka-bridge waits for Kafka at {brokers} ({kafka}) and MongoDB at \
+                         {mongodb_uri} ({mongodb})"
+                    )
+                })?;
             rows.push(Row {
                 service: "kafka-bridge",
                 address: defaults.listen.clone(),

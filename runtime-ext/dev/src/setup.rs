@@ -218,20 +218,19 @@ pub async fn secantus(project: &Project) -> anyhow::Result<Option<Duration>> {
     if project.secantusd().exists() && read(&stamp).as_deref() == Some(SECANTUS_VERSION) {
         return Ok(None);
     }
-    let what = format!(
-        "Installing SecantusDB {SECANTUS_VERSION}, the local MongoDB-wire server, from PyPI"
-    );
     let created = step::run(
-        &what,
-        Some("about a minute"),
+        "Creating a Python environment for SecantusDB (target/mongo-venv)",
+        None,
         Command::new("python3")
             .args(["-m", "venv", "--clear"])
             .arg(&venv),
     )
     .await?;
     let installed = step::run(
-        &what,
-        None,
+        &format!(
+            "Installing SecantusDB {SECANTUS_VERSION}, the local MongoDB-wire server, from PyPI"
+        ),
+        Some("about a minute"),
         Command::new(venv.join("bin/pip"))
             .args(["install", "--quiet", "--disable-pip-version-check"])
             .arg(format!("SecantusDB=={SECANTUS_VERSION}")),

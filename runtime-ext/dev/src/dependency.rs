@@ -35,6 +35,14 @@ pub fn configured_by(variables: &[&str]) -> Option<String> {
         .map(|name| (*name).to_owned())
 }
 
+/// `variable`'s value if it is set (to something), else `default`.
+pub fn configured_or(variable: &str, default: &str) -> String {
+    std::env::var(variable)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
 /// Where a dependency comes from, given its configuration and whether its default address
 /// answers (asked only when it is not configured).
 pub fn decide(configured_by: Option<String>, answers: impl FnOnce() -> bool) -> Source {

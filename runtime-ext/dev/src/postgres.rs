@@ -79,7 +79,7 @@ pub fn bin_dir() -> Option<PathBuf> {
 pub struct LocalServer {
     bin: PathBuf,
     /// Its directory: `data/`, and `server.log`, which its own user must be able to write.
-    pub dir: PathBuf,
+    dir: PathBuf,
     /// Root may not run the server: then its commands run as the `postgres` user.
     as_postgres: bool,
 }
@@ -156,52 +156,39 @@ impl LocalServer {
             std::fs::write(&password_file, "postgres\n")?;
             // initdb runs as `postgres` when we are root: it must be able to read the file.
             std::fs::set_permissions(&password_file, std::fs::Permissions::from_mode(0o644))?;
-            let created = self
-                .command("initdb")
-                .arg("-D")
-                .arg(self.data())
-                .args([
-                    "-U",
-                    "postgres",
-                    "--auth-host=scram-sha-256",
-                    "--auth-local=peer",
-                ])
-                .args(["-E", "UTF8", "--locale=C.UTF-8"])
-                .arg(format!("--pwfile={}", password_file.display()))
-                .output()
-                .await;
+            let created = succeed(
+                self.command("initdb")
+                    .arg("-D")
+                    .arg(self.data())
+                    .args([
+                        "-U",
+                        "postgres",
+                        "--auth-host=scram-sha-256",
+                        "--auth-local=peer",
+                    ])
+                    .args(["-E", "UTF8", "--locale=C.UTF-8"])
+                    .arg(format!("--pwfile={}", password_file.display())),
+                "initdb",
+            )
+            .await;
             let _ = std::fs::remove_file(&password_file);
-            let created = created.context("running initdb")?;
-            if !created.status.success() {
-                bail!(
-                    "initdb failed: {}",
-                    String::from_utf8_lossy(&created.stderr).trim()
-                );
-            }
+            created?;
         }
         // max_connections: each pool of the app holds up to 64 clients per address.
         let options = format!(
             "-p {port} -c listen_addresses=127.0.0.1 -k /tmp -c max_connections=400 -c fsync=off"
         );
-        let started = self
-            .command("pg_ctl")
-            .arg("-D")
-            .arg(self.data())
-            .arg("-l")
-            .arg(self.log())
-            .args(["-w", "-t", "60", "start", "-o", &options])
-            .output()
-            .await
-            .context("running pg_ctl")?;
-        if !started.status.success() {
-            bail!(
-                "PostgreSQL did not start: {} {}; read {}",
-                String::from_utf8_lossy(&started.stdout).trim(),
-                String::from_utf8_lossy(&started.stderr).trim(),
-                self.log().display()
-            );
-        }
-        Ok(())
+        succeed(
+            self.command("pg_ctl")
+                .arg("-D")
+                .arg(self.data())
+                .arg("-l")
+                .arg(self.log())
+                .args(["-w", "-t", "60", "start", "-o", &options]),
+            "pg_ctl start",
+        )
+        .await
+        .with_context(|| format!("PostgreSQL did not start; read {}", self.log().display()))
     }
 
     /// Stops the server (fast shutdown: open sessions are rolled back), if it runs.
@@ -209,20 +196,14 @@ impl LocalServer {
         if !self.running() {
             return Ok(());
         }
-        let stopped = self
-            .command("pg_ctl")
-            .arg("-D")
-            .arg(self.data())
-            .args(["-m", "fast", "-w", "stop"])
-            .output()
-            .await?;
-        if !stopped.status.success() {
-            bail!(
-                "pg_ctl stop: {}",
-                String::from_utf8_lossy(&stopped.stderr).trim()
-            );
-        }
-        Ok(())
+        succeed(
+            self.command("pg_ctl")
+                .arg("-D")
+                .arg(self.data())
+                .args(["-m", "fast", "-w", "stop"]),
+            "pg_ctl stop",
+        )
+        .await
     }
 }
 
@@ -306,8 +287,27 @@ async fn run_ok(command: &mut Command) -> bool {
     command.output().await.is_ok_and(|out| out.status.success())
 }
 
+/// Runs `command` (`what`), failing with what it printed unless it succeeds.
+async fn succeed(command: &mut Command, what: &str) -> anyhow::Result<()> {
+    let out = command
+        .output()
+        .await
+        .with_context(|| format!("running {what}"))?;
+    if !out.status.success() {
+        bail!(
+            "{what} failed ({}): {} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     #[test]
@@ -315,8 +315,6 @@ mod tests {
         assert_eq!(identifier("app\"user"), "\"app\"\"user\"");
         assert_eq!(literal("it's"), "'it''s'");
     }
-
-    use std::path::Path;
 
     #[test]
     fn every_database_has_its_migrations() {

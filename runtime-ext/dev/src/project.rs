@@ -30,14 +30,24 @@ impl Project {
         self.state.join("logs").join(format!("{service}.log"))
     }
 
-    /// The Kafka-protocol broker the tests and local development start (`setup::tansu`).
-    pub fn tansu(&self) -> PathBuf {
-        self.root.join("target/tools/bin/tansu")
+    /// Where `cargo install` puts the tools (`setup::tansu`).
+    pub fn tools(&self) -> PathBuf {
+        self.root.join("target/tools")
     }
 
-    /// The MongoDB-wire server the tests and local development start (`setup::secantus`).
+    /// The Kafka-protocol broker the tests and local development start.
+    pub fn tansu(&self) -> PathBuf {
+        self.tools().join("bin/tansu")
+    }
+
+    /// SecantusDB's own Python environment (`setup::secantus`).
+    pub fn mongo_venv(&self) -> PathBuf {
+        self.root.join("target/mongo-venv")
+    }
+
+    /// The MongoDB-wire server the tests and local development start.
     pub fn secantusd(&self) -> PathBuf {
-        self.root.join("target/mongo-venv/bin/secantusd-py")
+        self.mongo_venv().join("bin/secantusd-py")
     }
 
     /// `path` as a reader wants it: relative to the checkout when inside it.

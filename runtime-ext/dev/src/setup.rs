@@ -103,11 +103,6 @@ pub async fn packages(project: &Project, needs: Needs) -> anyhow::Result<()> {
             names.join(" ")
         );
     }
-    let apt = |args: &[&str]| {
-        let mut command = Command::new("apt-get");
-        command.args(args).env("DEBIAN_FRONTEND", "noninteractive");
-        command
-    };
     // A fresh image often ships without package lists.
     let lists_empty = std::fs::read_dir("/var/lib/apt/lists").map_or(true, |entries| {
         !entries
@@ -115,30 +110,39 @@ pub async fn packages(project: &Project, needs: Needs) -> anyhow::Result<()> {
             .any(|e| e.file_name().to_string_lossy().ends_with("_Packages"))
     });
     if lists_empty {
-        step::run(
-            "Fetching Debian's package lists",
-            None,
-            &mut apt(&["update", "-qq"]),
-        )
-        .await?;
+        update_package_lists().await?;
     }
     let what = format!("Installing Debian packages: {}", reasons.join(", "));
     let mut install = apt(&["install", "-y", "-qq"]);
     install.args(&names);
     if step::run(&what, None, &mut install).await.is_err() {
+        if lists_empty {
+            bail!("{what} failed; its output is above");
+        }
         // Stale lists: refresh them and try once more.
-        step::run(
-            "Fetching Debian's package lists",
-            None,
-            &mut apt(&["update", "-qq"]),
-        )
-        .await?;
+        update_package_lists().await?;
         step::run(&what, None, &mut install).await?;
     }
     if names.contains(&"postgresql") {
         drop_debian_cluster().await;
     }
     Ok(())
+}
+
+fn apt(args: &[&str]) -> Command {
+    let mut command = Command::new("apt-get");
+    command.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+    command
+}
+
+async fn update_package_lists() -> anyhow::Result<()> {
+    step::run(
+        "Fetching Debian's package lists",
+        None,
+        &mut apt(&["update", "-qq"]),
+    )
+    .await
+    .map(drop)
 }
 
 /// Debian's `postgresql` package creates a cluster `main` and, where services may start (a VM,
@@ -183,7 +187,7 @@ async fn python_venv() -> bool {
 
 /// Installs tansu into `target/tools` unless this version and feature set is there.
 pub async fn tansu(project: &Project) -> anyhow::Result<Option<Duration>> {
-    let root = project.root.join("target/tools");
+    let root = project.tools();
     let stamp = root.join("tansu.installed");
     let wanted = format!("{TANSU_VERSION} {TANSU_FEATURES}");
     if project.tansu().exists() && read(&stamp).as_deref() == Some(wanted.as_str()) {
@@ -213,13 +217,13 @@ pub async fn tansu(project: &Project) -> anyhow::Result<Option<Duration>> {
 
 /// Installs SecantusDB into its own virtual environment, `target/mongo-venv`, unless there.
 pub async fn secantus(project: &Project) -> anyhow::Result<Option<Duration>> {
-    let venv = project.root.join("target/mongo-venv");
+    let venv = project.mongo_venv();
     let stamp = venv.join("secantus.installed");
     if project.secantusd().exists() && read(&stamp).as_deref() == Some(SECANTUS_VERSION) {
         return Ok(None);
     }
     let created = step::run(
-        "Creating a Python environment for SecantusDB (target/mongo-venv)",
+        "Creating a Python environment for SecantusDB",
         None,
         Command::new("python3")
             .args(["-m", "venv", "--clear"])

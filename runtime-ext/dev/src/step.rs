@@ -48,7 +48,7 @@ pub async fn run(
     Ok(took)
 }
 
-/// `1m05s`, `12s`.
+/// `1m05s`, `12.3s`.
 pub fn minutes(duration: Duration) -> String {
     let seconds = duration.as_secs();
     if seconds >= 60 {

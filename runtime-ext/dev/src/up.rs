@@ -2,14 +2,14 @@
 //! app, print where everything is, and stop what was started on Ctrl-C.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use tokio::process::Command;
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::dependency::{Source, answers, configured_by, decide};
+use crate::dependency::{Source, answers, configured_by, configured_or, decide};
 use crate::postgres::{self, LocalServer};
 use crate::process::Service;
 use crate::project::Project;
@@ -273,6 +273,7 @@ async fn start(
 ) -> anyhow::Result<Vec<Row>> {
     let mut rows = Vec::new();
     let mut variables: Vec<(String, String)> = Vec::new();
+    let client = reqwest::Client::new();
 
     let postgres_address = format!("127.0.0.1:{}", postgres::port());
     match &plan.postgres {
@@ -337,37 +338,26 @@ async fn start(
             (address, secret)
         }
         _ => {
-            let brokers = dependency_address("KAFKA_BROKERS", defaults.broker());
+            let brokers = configured_or("KAFKA_BROKERS", defaults.broker());
             let kafka = plan.kafka.clone().unwrap_or(Source::Local);
             let mut row = external_row("kafka", &brokers, &kafka);
             if kafka == Source::Local {
                 step::announce("Starting the Kafka-protocol broker (tansu)", None);
-                let mut broker = services::broker(project, &brokers)?;
-                broker
-                    .wait_ready(Duration::from_secs(60), || async { answers(&brokers) })
-                    .await?;
-                row.data = project.display(&project.state.join("kafka/tansu.db"));
-                row.log = project.display(&project.log("kafka"));
-                started.services.push(broker);
+                let broker = services::broker(project, &brokers)?;
+                let data = project.state.join("kafka/tansu.db");
+                keep_when_listening(project, started, broker, &brokers, &data, &mut row).await?;
             }
             rows.push(row);
 
-            let mongodb_uri = std::env::var("MONGODB_URI")
-                .ok()
-                .filter(|v| !v.is_empty())
-                .unwrap_or_else(|| defaults.mongodb.uri.clone());
+            let mongodb_uri = configured_or("MONGODB_URI", &defaults.mongodb.uri);
             let mongodb = plan.mongodb.clone().unwrap_or(Source::Local);
             let mut row = external_row("mongodb", &mongodb_uri, &mongodb);
             if mongodb == Source::Local {
                 step::announce("Starting the MongoDB-wire server (SecantusDB)", None);
-                let address = defaults.mongodb().to_owned();
-                let mut server = services::mongodb(project, &address)?;
-                server
-                    .wait_ready(Duration::from_secs(60), || async { answers(&address) })
-                    .await?;
-                row.data = project.display(&project.state.join("mongodb"));
-                row.log = project.display(&project.log("mongodb"));
-                started.services.push(server);
+                let address = defaults.mongodb();
+                let server = services::mongodb(project, address)?;
+                let data = project.state.join("mongodb");
+                keep_when_listening(project, started, server, address, &data, &mut row).await?;
             }
             rows.push(row);
 
@@ -388,7 +378,6 @@ async fn start(
                 },
             )?;
             let health = format!("http://{}/health", defaults.listen);
-            let client = reqwest::Client::new();
             bridge
                 .wait_ready(Duration::from_secs(30), || bridge_up(&client, &health))
                 .await
@@ -424,7 +413,6 @@ async fn start(
         &options.spinyard_args,
     )?;
     let health = format!("http://{}/.well-known/spin/health", options.listen);
-    let client = reqwest::Client::new();
     app.wait_ready(Duration::from_secs(120), || async {
         client
             .get(&health)
@@ -444,12 +432,26 @@ async fn start(
     Ok(rows)
 }
 
-/// `variable`'s value if set, else `default`.
-fn dependency_address(variable: &str, default: &str) -> String {
-    std::env::var(variable)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| default.to_owned())
+/// A local server just spawned: waits until it answers at `address`, then keeps it (stopped at
+/// the run's end) and names its data and log in its row.
+async fn keep_when_listening(
+    project: &Project,
+    started: &mut Started,
+    mut server: Service,
+    address: &str,
+    data: &Path,
+    row: &mut Row,
+) -> anyhow::Result<()> {
+    server
+        .wait_ready(Duration::from_secs(60), || async { answers(address) })
+        .await?;
+    row.data = project.display(data);
+    row.log = server
+        .log
+        .as_deref()
+        .map_or_else(|| "this terminal".into(), |log| project.display(log));
+    started.services.push(server);
+    Ok(())
 }
 
 fn external_row(service: &'static str, address: &str, source: &Source) -> Row {

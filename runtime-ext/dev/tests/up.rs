@@ -18,6 +18,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
+use spinyard_dev::dependency::answers;
+use spinyard_dev::project::Project;
 
 /// The addresses the local services take (`kafka-bridge.toml`'s defaults).
 const LOCAL_SERVICES: [(&str, &str); 3] = [
@@ -27,15 +29,7 @@ const LOCAL_SERVICES: [(&str, &str); 3] = [
 ];
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-fn answers(address: &str) -> bool {
-    std::net::TcpStream::connect_timeout(&address.parse().unwrap(), Duration::from_millis(300))
-        .is_ok()
+    Project::locate().unwrap().root
 }
 
 fn free_port() -> u16 {

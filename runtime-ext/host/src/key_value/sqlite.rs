@@ -36,11 +36,13 @@ impl SqliteStore {
                 let connection = Connection::open(path).with_context(|| {
                     format!("cannot open key-value database {}", path.display())
                 })?;
+                // First, so that the statements below also wait for another process opening
+                // the same file (hosts started side by side) instead of failing "locked".
+                connection.busy_timeout(std::time::Duration::from_secs(5))?;
                 // WAL lets readers proceed during a write; NORMAL sync is durable across
                 // process crashes, which is what a key-value store behind HTTP needs.
                 connection.pragma_update(None, "journal_mode", "WAL")?;
                 connection.pragma_update(None, "synchronous", "NORMAL")?;
-                connection.busy_timeout(std::time::Duration::from_secs(5))?;
                 connection
             }
             None => Connection::open_in_memory()?,

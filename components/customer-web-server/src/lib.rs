@@ -5,7 +5,8 @@
 //!
 //! Routes (README's route rule):
 //! - `POST /buy` (`{username, userid, price}`): 201 only once Kafka acknowledged the purchase;
-//!   503 when Kafka is unavailable (nothing recorded).
+//!   503 when Kafka is unavailable (nothing acknowledged; it may still be recorded, so a
+//!   client retries with the same `Idempotency-Key` header, which makes the purchase id).
 //! - `GET /getAllUserBuys/{userid}`: the management API's `GET /purchases/{userid}`, relayed.
 //! - `GET /customer-web-server/health`.
 //! - `GET /customer-web-server/metrics`: seed 003's Prometheus families.
@@ -71,12 +72,12 @@ async fn route(request: Request, log: Log) -> ApiResult<Response> {
 }
 
 async fn buy(request: Request, trace: &Trace) -> ApiResult<Response> {
+    let key = request
+        .headers()
+        .get(purchase::IDEMPOTENCY_KEY)
+        .map(|v| v.as_bytes().to_vec());
     let body = guest_kit::request::json_object(request).await?;
-    let purchase = purchase::validate(
-        &body,
-        uuid::Uuid::new_v4().to_string(),
-        guest_kit::time::now(),
-    )?;
+    let purchase = purchase::validate(&body, key.as_deref(), guest_kit::time::now())?;
     let topic = variable("purchases_topic").await?;
     let bridge = Bridge::from_variables(trace).await?;
     let message = Outgoing {

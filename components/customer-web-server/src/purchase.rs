@@ -3,6 +3,7 @@
 use guest_kit::ApiError;
 use serde::Serialize;
 use serde_json::{Map, Value};
+use uuid::Uuid;
 
 /// The fields `POST /buy` requires, in the order the seed's message lists them.
 const REQUIRED: [&str; 3] = ["username", "userid", "price"];
@@ -10,6 +11,12 @@ const REQUIRED: [&str; 3] = ["username", "userid", "price"];
 const MAX_ID_LENGTH: usize = 128;
 /// User names are labels, not documents.
 const MAX_NAME_LENGTH: usize = 200;
+
+/// The request header that makes `POST /buy` safe to retry (README, "Retrying a purchase").
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+const MAX_KEY_LENGTH: usize = 255;
+/// Purchase ids derived from an idempotency key are UUIDv5 names in this namespace.
+const PURCHASE_NAMESPACE: Uuid = uuid::uuid!("ff0bb6c7-fcf6-4a97-8969-91d8133cc089");
 
 /// The message published to the `purchases` topic, and the document the management API stores.
 #[derive(Debug, Serialize, PartialEq)]
@@ -25,9 +32,10 @@ pub struct Purchase {
 /// Validates a `/buy` body like the seed (`Missing required fields: ['userid', 'price']`,
 /// `Price must be a valid number`), and more strictly: names must be non-empty strings, the
 /// price a finite, non-negative number (or numeric string, as Python's `float()` takes).
+/// `idempotency_key` is the request's header, if any (see [`purchase_id`]).
 pub fn validate(
     body: &Map<String, Value>,
-    purchase_id: String,
+    idempotency_key: Option<&[u8]>,
     timestamp: String,
 ) -> Result<Purchase, ApiError> {
     let missing: Vec<&str> = REQUIRED
@@ -56,6 +64,7 @@ pub fn validate(
     if price < 0.0 {
         return Err(seed_error("price", "Price must not be negative"));
     }
+    let purchase_id = purchase_id(&userid, idempotency_key)?;
     Ok(Purchase {
         purchase_id,
         username,
@@ -63,6 +72,25 @@ pub fn validate(
         price,
         timestamp,
     })
+}
+
+/// A new random id; or, with an idempotency key, the id derived from the user and the key: a
+/// retry of the same purchase publishes the same id, which the consumer stores once.
+pub fn purchase_id(userid: &str, idempotency_key: Option<&[u8]>) -> Result<String, ApiError> {
+    let Some(key) = idempotency_key else {
+        return Ok(Uuid::new_v4().to_string());
+    };
+    let printable = key.iter().all(|b| (b' '..=b'~').contains(b));
+    if key.trim_ascii().is_empty() || key.len() > MAX_KEY_LENGTH || !printable {
+        return Err(ApiError {
+            message: format!(
+                "Idempotency-Key: must be 1 to {MAX_KEY_LENGTH} printable ASCII characters"
+            ),
+            ..ApiError::invalid("Idempotency-Key", "")
+        });
+    }
+    let name = [userid.as_bytes(), b"\n", key].concat();
+    Ok(Uuid::new_v5(&PURCHASE_NAMESPACE, &name).to_string())
 }
 
 fn name(
@@ -102,7 +130,28 @@ mod tests {
 
     fn check(body: &str) -> Result<Purchase, ApiError> {
         let body: Map<String, Value> = serde_json::from_str(body).unwrap();
-        validate(&body, "id".into(), "2024-01-15T10:30:00.123456".into())
+        validate(&body, None, "2024-01-15T10:30:00.123456".into())
+    }
+
+    #[test]
+    fn an_idempotency_key_fixes_the_id_per_user() {
+        let body: Map<String, Value> =
+            serde_json::from_str(r#"{"username": "j", "userid": "u1", "price": 1}"#).unwrap();
+        let once = |key: &[u8]| validate(&body, Some(key), String::new()).map(|p| p.purchase_id);
+        assert_eq!(once(b"order-7").unwrap(), once(b"order-7").unwrap());
+        assert_ne!(once(b"order-7").unwrap(), once(b"order-8").unwrap());
+        assert_ne!(
+            once(b"order-7").unwrap(),
+            purchase_id("u2", Some(b"order-7")).unwrap(),
+            "another user's key is another purchase"
+        );
+        let random = |_| validate(&body, None, String::new()).unwrap().purchase_id;
+        assert_ne!(random(1), random(2));
+        for bad in [&b""[..], b"  ", b"caf\xc3\xa9", &[b'k'; 256]] {
+            let error = once(bad).unwrap_err();
+            assert_eq!(error.field.as_deref(), Some("Idempotency-Key"), "{bad:?}");
+            assert_eq!(error.status, http::StatusCode::BAD_REQUEST);
+        }
     }
 
     #[test]

@@ -97,6 +97,6 @@ pub async fn create(request: Request, trace: &Trace) -> ApiResult<Response> {
             conflict.status = StatusCode::CONFLICT;
             Err(conflict)
         }
-        Err(e) => Err(db::unavailable(e)),
+        Err(e) => Err(db::failure(e)),
     }
 }

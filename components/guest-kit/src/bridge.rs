@@ -168,8 +168,10 @@ impl Bridge {
         self.call(http::Method::POST, &path, Some(body)).await
     }
 
-    /// Calls the bridge. Its 503s stay 503s; a refused secret is a 503 too (the deployment is
-    /// misconfigured, not the request); its other 4xx are 422s; anything else is a 502.
+    /// Calls the bridge. Its 503s stay 503s. A refused secret, and a topic or collection it
+    /// does not serve (404), are 503s too: the deployment is wrong, not the request, so a
+    /// delivery pauses until it is fixed instead of dead-lettering good messages. Its other
+    /// 4xx are 422s: the content is at fault. Anything else is a 502.
     pub async fn call<R: for<'de> Deserialize<'de>>(
         &self,
         method: http::Method,
@@ -208,6 +210,9 @@ impl Bridge {
             StatusCode::UNAUTHORIZED => {
                 ApiError::unavailable(format!("kafka-bridge refused our credentials: {message}"))
             }
+            StatusCode::NOT_FOUND => ApiError::unavailable(format!(
+                "kafka-bridge configuration does not match the component's: {message}"
+            )),
             // The bridge refused what we sent (too large, invalid for MongoDB): the content is at
             // fault, so a 422 — for a delivery, the bridge then isolates and dead-letters it.
             _ if status.is_client_error() => ApiError::new(

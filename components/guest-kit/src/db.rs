@@ -98,13 +98,13 @@ impl Db {
             .collect())
     }
 
-    /// Runs `statement` and reads every row; failure is a 503.
+    /// Runs `statement` and reads every row; failure is a [`failure`].
     pub async fn rows(
         &self,
         statement: &str,
         params: Vec<ParameterValue>,
     ) -> Result<Vec<Row>, ApiError> {
-        self.read_rows(statement, params).await.map_err(unavailable)
+        self.read_rows(statement, params).await.map_err(failure)
     }
 }
 
@@ -130,7 +130,8 @@ impl std::ops::Index<usize> for Row {
     }
 }
 
-/// Runs one statement on the component's database, reading every row; failure is a 503.
+/// Runs one statement on the component's database, reading every row; failure is a
+/// [`failure`].
 pub async fn query(statement: &str, params: Vec<ParameterValue>) -> Result<Vec<Row>, ApiError> {
     connect().await?.rows(statement, params).await
 }
@@ -143,6 +144,21 @@ pub async fn ping() -> Result<(), ApiError> {
         _ => Err(ApiError::unavailable(
             "database answered `SELECT 1` unexpectedly",
         )),
+    }
+}
+
+/// A failed statement as the answer to give. Data PostgreSQL refuses for what it is (SQLSTATE
+/// class 22, data exception, e.g. `\u0000` in `jsonb`; class 23, integrity constraint
+/// violation) will never be stored, whoever retries: a 422, which a consumer route's bridge
+/// dead-letters. Anything else (the server down, a missing table, a timeout) may pass or needs
+/// the deployment fixed: a 503, on which clients retry and the bridge pauses.
+pub fn failure(error: Error) -> ApiError {
+    match sqlstate(&error).map(|code| code.get(..2)) {
+        Some(Some("22" | "23")) => ApiError::new(
+            http::StatusCode::UNPROCESSABLE_ENTITY,
+            format!("the database refused the data: {}", describe(&error)),
+        ),
+        _ => unavailable(error),
     }
 }
 

@@ -23,6 +23,11 @@ pub struct Config {
     /// Never in the file: `KAFKA_BRIDGE_SECRET` only.
     #[serde(skip)]
     pub secret: String,
+    /// How long a shutdown (SIGTERM, Ctrl-C) may take: in-flight deliveries finish and are
+    /// committed, consumers leave their groups, the producer flushes. Keep it below the
+    /// orchestrator's grace period (Kubernetes: 30 s by default).
+    #[serde(default = "default_shutdown_grace_ms")]
+    pub shutdown_grace_ms: u64,
     pub kafka: KafkaConfig,
     #[serde(default)]
     pub mongodb: MongoConfig,
@@ -69,6 +74,36 @@ pub struct MongoConfig {
     /// The only collections the API serves.
     #[serde(default, rename = "collection")]
     pub collections: Vec<Collection>,
+    /// How durable a write must be before the API answers it (and a delivery's offset is
+    /// committed after it).
+    #[serde(default)]
+    pub write_concern: WriteConcern,
+}
+
+/// MongoDB's write concern for inserts. The default survives the crash of a replica set's
+/// primary: acknowledged by a majority, in their journals.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteConcern {
+    /// `"majority"`, or how many members must acknowledge (`"1"`).
+    #[serde(default = "default_write_concern_w")]
+    pub w: String,
+    /// Acknowledged only once in the on-disk journal.
+    #[serde(default = "yes")]
+    pub journal: bool,
+    /// How long MongoDB may wait for the acknowledgements before the write is a 503.
+    #[serde(default = "default_write_concern_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+impl Default for WriteConcern {
+    fn default() -> Self {
+        Self {
+            w: default_write_concern_w(),
+            journal: true,
+            timeout_ms: default_write_concern_timeout_ms(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -101,6 +136,10 @@ pub struct Subscription {
     /// How long a batch waits for more messages once it has one.
     #[serde(default = "default_batch_linger_ms")]
     pub batch_linger_ms: u64,
+    /// How long the subscription may have messages waiting without any delivery being answered
+    /// before it counts as stuck, and the bridge as not ready (`/health/ready`).
+    #[serde(default = "default_stuck_after_ms")]
+    pub stuck_after_ms: u64,
 }
 
 impl Subscription {
@@ -117,11 +156,32 @@ impl Subscription {
     }
 }
 
+impl Config {
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+}
+
 fn default_listen() -> String {
     "127.0.0.1:3100".into()
 }
 fn default_components_url() -> String {
     "http://127.0.0.1:3000".into()
+}
+fn default_shutdown_grace_ms() -> u64 {
+    20_000
+}
+fn default_write_concern_w() -> String {
+    "majority".into()
+}
+fn yes() -> bool {
+    true
+}
+fn default_write_concern_timeout_ms() -> u64 {
+    5_000
+}
+fn default_stuck_after_ms() -> u64 {
+    60_000
 }
 fn default_produce_timeout_ms() -> u64 {
     5_000
@@ -216,6 +276,10 @@ impl Config {
                     sub.group
                 );
             }
+        }
+        let w = &self.mongodb.write_concern.w;
+        if w != "majority" && w.parse::<u32>().is_err() {
+            bail!("mongodb.write_concern.w: `{w}` is neither \"majority\" nor a number");
         }
         for collection in &self.mongodb.collections {
             for field in std::iter::once(&collection.key).chain(&collection.indexes) {

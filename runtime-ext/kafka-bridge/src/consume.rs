@@ -13,8 +13,12 @@
 //!   rejected `max_attempts` times goes to the dead-letter topic, and the others go on.
 //!
 //! Payloads that are not JSON go to the dead-letter topic without a delivery.
+//!
+//! When the bridge stops, a subscription fetches nothing more and retries nothing more; the
+//! deliveries in flight finish, and what they settled is committed before the consumer leaves
+//! its group (so the group hands its partitions to another bridge at once).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,6 +34,7 @@ use serde_json::value::RawValue;
 
 use crate::Bridge;
 use crate::config::Subscription;
+use crate::health::SubscriptionHealth;
 use crate::kafka::{BridgeContext, client_config};
 
 /// The first pause after a failed delivery; it doubles up to [`MAX_BACKOFF`].
@@ -44,16 +49,21 @@ const CONSUMER_ERROR_PAUSE: Duration = Duration::from_millis(500);
 pub const DEAD_LETTER_REASON: &str = "dead-letter-reason";
 const DEAD_LETTER_ORIGIN: &str = "dead-letter-origin";
 
-/// Runs `subscription` until the process ends. After a broker outage the consumer is made
+/// Runs `subscription` until the bridge stops. After a broker outage the consumer is made
 /// anew: a cluster that lost its state would otherwise be read from stale positions; one that
 /// kept it resumes from the committed offsets (uncommitted messages come again, harmlessly).
-pub async fn run(bridge: Arc<Bridge>, subscription: Subscription) -> anyhow::Result<()> {
+pub async fn run(
+    bridge: Arc<Bridge>,
+    subscription: Subscription,
+    health: Arc<SubscriptionHealth>,
+) -> anyhow::Result<()> {
     let mut recoveries = bridge.brokers.recoveries();
     let delivery = Delivery {
         url: subscription.url(&bridge.config.components_url),
         labels: [subscription.group.clone(), subscription.topic.clone()],
         bridge: bridge.clone(),
         subscription,
+        health,
     };
     tracing::info!(
         topic = delivery.subscription.topic,
@@ -61,46 +71,62 @@ pub async fn run(bridge: Arc<Bridge>, subscription: Subscription) -> anyhow::Res
         url = delivery.url,
         "subscription started"
     );
-    loop {
-        let consumer = match consumer(&bridge, &delivery.subscription) {
+    let stopping = &bridge.stopping;
+    while !stopping.is_cancelled() {
+        let consumer = match consumer(&bridge, &delivery) {
             Ok(consumer) => consumer,
             Err(error) => {
                 tracing::error!(
                     group = delivery.subscription.group,
                     "cannot create the consumer: {error:#}; retrying"
                 );
-                tokio::time::sleep(MAX_BACKOFF).await;
-                continue;
+                tokio::select! {
+                    _ = tokio::time::sleep(MAX_BACKOFF) => continue,
+                    _ = stopping.cancelled() => break,
+                }
             }
         };
         loop {
             tokio::select! {
-                batch = next_batch(&consumer, &delivery.subscription) => {
-                    delivery.process(&batch).await;
-                    commit(&consumer, &batch);
+                biased;
+                _ = stopping.cancelled() => break,
+                _ = recoveries.changed() => {
+                    tracing::info!(
+                        group = delivery.subscription.group,
+                        "brokers are back: renewing the consumer"
+                    );
+                    break;
                 }
-                _ = recoveries.changed() => break,
+                batch = next_batch(&consumer, &delivery.subscription) => {
+                    let settled = delivery.process(&batch).await;
+                    // The last commit before leaving the group must be done when it leaves.
+                    let mode = if stopping.is_cancelled() { CommitMode::Sync } else { CommitMode::Async };
+                    commit(&consumer, &delivery.subscription.topic, &next_offsets(&batch, &settled), mode);
+                }
             }
         }
-        tracing::info!(
-            group = delivery.subscription.group,
-            "brokers are back: renewing the consumer"
-        );
-        // Closing a consumer may wait for the group coordinator: not on an async worker.
-        tokio::task::spawn_blocking(move || drop(consumer));
+        // Closing a consumer leaves its group, waiting for the coordinator: not on an async
+        // worker, and awaited, so that a stopping bridge exits only once it has left.
+        let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
     }
+    tracing::info!(
+        group = delivery.subscription.group,
+        "subscription stopped: consumer group left"
+    );
+    Ok(())
 }
 
 /// A consumer of the subscription's topic in its group, committing only explicitly.
 fn consumer(
     bridge: &Arc<Bridge>,
-    subscription: &Subscription,
+    delivery: &Delivery,
 ) -> anyhow::Result<StreamConsumer<BridgeContext>> {
     let kafka = &bridge.config.kafka;
+    let subscription = &delivery.subscription;
     let context = BridgeContext {
         metrics: bridge.metrics.clone(),
         brokers: None,
-        group: Some(subscription.group.clone()),
+        subscription: Some(delivery.health.clone()),
     };
     let consumer: StreamConsumer<BridgeContext> = client_config(kafka)
         .set("group.id", &subscription.group)
@@ -142,23 +168,52 @@ async fn next_batch(
     batch
 }
 
-/// Commits the offset after the last message of each partition in `batch`.
-fn commit(consumer: &StreamConsumer<BridgeContext>, batch: &[OwnedMessage]) {
-    let mut next: HashMap<(&str, i32), i64> = HashMap::new();
+/// A message's place: partition and offset.
+type Position = (i32, i64);
+
+/// Per partition, the offset to commit: the one after the last message settled with every
+/// message before it in the batch also settled (a message left unsettled, because the bridge
+/// stopped, comes again with all that follows it). Partitions with nothing settled are absent.
+fn next_offsets(batch: &[OwnedMessage], settled: &BTreeSet<Position>) -> BTreeMap<i32, i64> {
+    let mut by_partition: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
     for message in batch {
-        let offset = next
-            .entry((message.topic(), message.partition()))
-            .or_default();
-        *offset = (*offset).max(message.offset() + 1);
+        by_partition
+            .entry(message.partition())
+            .or_default()
+            .push(message.offset());
     }
-    let mut list = TopicPartitionList::with_capacity(next.len());
-    for ((topic, partition), offset) in next {
+    let mut next = BTreeMap::new();
+    for (partition, mut offsets) in by_partition {
+        offsets.sort_unstable();
+        let prefix = offsets
+            .iter()
+            .take_while(|&&offset| settled.contains(&(partition, offset)))
+            .last();
+        if let Some(offset) = prefix {
+            next.insert(partition, offset + 1);
+        }
+    }
+    next
+}
+
+/// Commits `offsets` of `topic`.
+fn commit(
+    consumer: &StreamConsumer<BridgeContext>,
+    topic: &str,
+    offsets: &BTreeMap<i32, i64>,
+    mode: CommitMode,
+) {
+    if offsets.is_empty() {
+        return;
+    }
+    let mut list = TopicPartitionList::with_capacity(offsets.len());
+    for (&partition, &offset) in offsets {
         if let Err(error) = list.add_partition_offset(topic, partition, Offset::Offset(offset)) {
             tracing::warn!(%error, topic, partition, "cannot commit offset");
         }
     }
     // A failed commit only means redelivery, which the components tolerate.
-    if let Err(error) = consumer.commit(&list, CommitMode::Async) {
+    if let Err(error) = consumer.commit(&list, mode) {
         tracing::warn!(%error, "commit failed; the messages will be redelivered");
     }
 }
@@ -179,6 +234,7 @@ struct Delivery {
     url: String,
     /// `[group, topic]`, the metrics' labels.
     labels: [String; 2],
+    health: Arc<SubscriptionHealth>,
 }
 
 /// The JSON a delivery route receives.
@@ -202,8 +258,10 @@ struct Delivered<'a> {
 
 impl Delivery {
     /// Delivers each partition's messages as one request, the partitions concurrently (order
-    /// holds within a partition, which is all Kafka orders).
-    async fn process(&self, batch: &[OwnedMessage]) {
+    /// holds within a partition, which is all Kafka orders). Returns the messages settled:
+    /// delivered or dead-lettered.
+    async fn process(&self, batch: &[OwnedMessage]) -> BTreeSet<Position> {
+        let mut settled = BTreeSet::new();
         let mut partitions: BTreeMap<i32, Vec<(&OwnedMessage, &RawValue)>> = BTreeMap::new();
         for message in batch {
             match json_payload(message) {
@@ -211,25 +269,35 @@ impl Delivery {
                     .entry(message.partition())
                     .or_default()
                     .push((message, value)),
-                Err(problem) => self.dead_letter(message, problem).await,
+                Err(problem) => {
+                    if self.dead_letter(message, problem).await {
+                        settled.insert((message.partition(), message.offset()));
+                    }
+                }
             }
         }
-        join_all(
-            partitions
-                .values()
-                .map(|messages| self.deliver_with_retries(messages)),
-        )
+        let delivered = join_all(partitions.values().map(|messages| async move {
+            let count = self.deliver_with_retries(messages).await;
+            messages[..count]
+                .iter()
+                .map(|(m, _)| (m.partition(), m.offset()))
+                .collect::<Vec<_>>()
+        }))
         .await;
+        settled.extend(delivered.into_iter().flatten());
+        settled
     }
 
     /// Delivers until the component accepts, pausing while it is unavailable; on a
     /// rejection, goes one message at a time so one bad message cannot hold the others.
-    async fn deliver_with_retries(&self, messages: &[(&OwnedMessage, &RawValue)]) {
+    /// Returns how many of `messages`, from the first, are settled: all of them, unless the
+    /// bridge stops while the component is unavailable.
+    async fn deliver_with_retries(&self, messages: &[(&OwnedMessage, &RawValue)]) -> usize {
         let mut backoff = INITIAL_BACKOFF;
         let mut rejections = 0;
         loop {
             match self.deliver(messages).await {
-                Outcome::Delivered => return,
+                Outcome::Delivered => return messages.len(),
                 Outcome::Unavailable(reason) => {
                     tracing::warn!(url = self.url, reason, "component unavailable; pausing");
                 }
@@ -239,17 +307,22 @@ impl Delivery {
                         reason,
                         "batch rejected; delivering one by one"
                     );
+                    let mut settled = 0;
                     for message in messages {
-                        Box::pin(self.deliver_with_retries(std::slice::from_ref(message))).await;
+                        if Box::pin(self.deliver_with_retries(std::slice::from_ref(message))).await
+                            == 0
+                        {
+                            break;
+                        }
+                        settled += 1;
                     }
-                    return;
+                    return settled;
                 }
                 Outcome::Rejected(reason) => {
                     rejections += 1;
                     if rejections >= self.subscription.max_attempts {
                         let problem = format!("rejected {rejections} times: {reason}");
-                        self.dead_letter(messages[0].0, problem).await;
-                        return;
+                        return usize::from(self.dead_letter(messages[0].0, problem).await);
                     }
                 }
             }
@@ -258,9 +331,24 @@ impl Delivery {
                 .retries
                 .with_label_values(&self.labels)
                 .inc();
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            if !self.pause(&mut backoff).await {
+                return 0;
+            }
         }
+    }
+
+    /// Waits `backoff` before a retry, and doubles it; false when the bridge stops meanwhile.
+    async fn pause(&self, backoff: &mut Duration) -> bool {
+        let stopping = &self.bridge.stopping;
+        if stopping.is_cancelled() {
+            return false;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(*backoff) => {}
+            _ = stopping.cancelled() => return false,
+        }
+        *backoff = (*backoff * 2).min(MAX_BACKOFF);
+        true
     }
 
     async fn deliver(&self, messages: &[(&OwnedMessage, &RawValue)]) -> Outcome {
@@ -335,11 +423,15 @@ impl Delivery {
                 }
             }
         };
-        let result = match outcome {
+        let result = match &outcome {
             Outcome::Delivered => "ok",
             Outcome::Unavailable(_) => "unavailable",
             Outcome::Rejected(_) => "rejected",
         };
+        self.health.answered(match &outcome {
+            Outcome::Unavailable(reason) => Err(reason.clone()),
+            Outcome::Delivered | Outcome::Rejected(_) => Ok(()),
+        });
         self.bridge
             .metrics
             .deliveries
@@ -350,7 +442,8 @@ impl Delivery {
 
     /// Publishes `message` as is to the dead-letter topic, with the reason and its origin in
     /// headers; retries until the broker acknowledges, so the offset is never committed first.
-    async fn dead_letter(&self, message: &OwnedMessage, problem: String) {
+    /// False if the bridge stopped before that.
+    async fn dead_letter(&self, message: &OwnedMessage, problem: String) -> bool {
         let origin = format!(
             "{}/{}/{}",
             message.topic(),
@@ -395,8 +488,9 @@ impl Delivery {
                 }
                 Err((error, _)) => {
                     tracing::warn!(%error, "dead-lettering failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    if !self.pause(&mut backoff).await {
+                        return false;
+                    }
                 }
             }
         }
@@ -405,6 +499,8 @@ impl Delivery {
             .dead_lettered
             .with_label_values(&self.labels)
             .inc();
+        self.health.progressed();
+        true
     }
 }
 
@@ -412,4 +508,45 @@ impl Delivery {
 fn json_payload(message: &OwnedMessage) -> Result<&RawValue, String> {
     let payload = message.payload().ok_or("the message has no payload")?;
     serde_json::from_slice(payload).map_err(|e| format!("the payload is not JSON: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::Timestamp;
+
+    use super::*;
+
+    fn message(partition: i32, offset: i64) -> OwnedMessage {
+        OwnedMessage::new(
+            Some(b"{}".to_vec()),
+            None,
+            "t".into(),
+            Timestamp::NotAvailable,
+            partition,
+            offset,
+            None,
+        )
+    }
+
+    #[test]
+    fn commits_the_settled_prefix_of_each_partition() {
+        let batch = [
+            message(0, 10),
+            message(1, 4),
+            message(0, 11),
+            message(0, 12),
+            message(2, 7),
+        ];
+        let settled = BTreeSet::from([(0, 10), (0, 12), (1, 4)]);
+        // Partition 0: 11 is not settled, so 12 comes again; 2: nothing settled.
+        assert_eq!(
+            next_offsets(&batch, &settled),
+            BTreeMap::from([(0, 11), (1, 5)])
+        );
+        let all: BTreeSet<Position> = batch.iter().map(|m| (m.partition(), m.offset())).collect();
+        assert_eq!(
+            next_offsets(&batch, &all),
+            BTreeMap::from([(0, 13), (1, 5), (2, 8)])
+        );
+    }
 }

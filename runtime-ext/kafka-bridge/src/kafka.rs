@@ -11,11 +11,12 @@ use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::ConsumerContext;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::statistics::Statistics;
 
 use crate::config::{KafkaConfig, Topic};
+use crate::health::SubscriptionHealth;
 use crate::metrics::Metrics;
 
 /// How often librdkafka reports statistics: broker states and consumer lag.
@@ -77,8 +78,8 @@ pub struct BridgeContext {
     pub metrics: Arc<Metrics>,
     /// Set from the producer's callbacks only: the consumers' connections say nothing new.
     pub brokers: Option<Arc<BrokerState>>,
-    /// The consumer group, for the lag gauge.
-    pub group: Option<String>,
+    /// A consumer's subscription, told of each assignment.
+    pub subscription: Option<Arc<SubscriptionHealth>>,
 }
 
 impl ClientContext for BridgeContext {
@@ -89,18 +90,6 @@ impl ClientContext for BridgeContext {
                 .values()
                 .any(|b| b.nodeid >= 0 && b.state == "UP");
             brokers.set(up, &self.metrics);
-        }
-        if let Some(group) = &self.group {
-            for (name, topic) in &statistics.topics {
-                for (partition, stats) in &topic.partitions {
-                    if *partition >= 0 && stats.consumer_lag >= 0 {
-                        self.metrics
-                            .consumer_lag
-                            .with_label_values(&[group, name, &partition.to_string()])
-                            .set(stats.consumer_lag);
-                    }
-                }
-            }
         }
     }
 
@@ -114,7 +103,24 @@ impl ClientContext for BridgeContext {
     }
 }
 
-impl ConsumerContext for BridgeContext {}
+impl ConsumerContext for BridgeContext {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Some(subscription) = &self.subscription else {
+            return;
+        };
+        // The default (eager) protocol hands out a whole new assignment each time.
+        let partitions = match rebalance {
+            Rebalance::Assign(list) => list.elements().iter().map(|p| p.partition()).collect(),
+            Rebalance::Revoke(_) | Rebalance::Error(_) => Vec::new(),
+        };
+        tracing::info!(
+            group = subscription.group,
+            ?partitions,
+            "partitions assigned"
+        );
+        subscription.assigned(partitions);
+    }
+}
 
 /// Settings every client shares.
 pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {

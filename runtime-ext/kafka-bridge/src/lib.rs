@@ -4,11 +4,13 @@
 //! cannot hold a Kafka connection or run a background consumer, so the bridge does both:
 //! it produces for them (answering only once the broker acknowledged), consumes for them
 //! (delivering batches to their HTTP routes and committing only after a 2xx), and gives them
-//! a narrow MongoDB API. A shared secret authenticates each side to the other.
+//! a narrow MongoDB API. A shared secret authenticates each side to the other. On SIGTERM it
+//! stops gracefully (see [`run`]), so the next bridge takes over the partitions at once.
 //!
 //! # Layout
 //! - [`config`]: the TOML file and its environment overrides.
-//! - [`server`]: the HTTP API, its bearer-token check, `/health` and `/metrics`.
+//! - [`server`]: the HTTP API, its bearer-token check, the health probes and `/metrics`.
+//! - [`health`]: what the probes report, kept up to date in the background.
 //! - [`produce`]: the idempotent producer behind `POST /v1/topics/{topic}/messages`.
 //! - [`consume`]: one delivery loop per subscription: retries, pauses, the dead-letter topic.
 //! - [`mongo`]: insert (idempotent by key), find, count and sum.
@@ -19,6 +21,7 @@
 pub mod config;
 pub mod consume;
 pub mod error;
+pub mod health;
 pub mod kafka;
 pub mod metrics;
 pub mod mongo;
@@ -26,10 +29,14 @@ pub mod produce;
 pub mod server;
 
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use config::Config;
+use health::Health;
 use kafka::{BridgeContext, BrokerState};
 use metrics::Metrics;
+use rdkafka::producer::Producer;
+use tokio_util::sync::CancellationToken;
 
 /// Everything the HTTP handlers and the subscriptions share.
 pub struct Bridge {
@@ -44,6 +51,10 @@ pub struct Bridge {
     /// Connection pool for deliveries to components.
     pub http: reqwest::Client,
     pub metrics: Arc<Metrics>,
+    pub health: Health,
+    /// Cancelled when the bridge starts shutting down: the subscriptions stop fetching and
+    /// retrying, and readiness fails.
+    pub stopping: CancellationToken,
 }
 
 impl Bridge {
@@ -53,7 +64,7 @@ impl Bridge {
         let context = BridgeContext {
             metrics: metrics.clone(),
             brokers: Some(brokers.clone()),
-            group: None,
+            subscription: None,
         };
         let producer = RwLock::new(produce::producer(&config.kafka, context)?);
         let mongo = mongo::client(&config.mongodb).await?;
@@ -68,6 +79,8 @@ impl Bridge {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()?,
             metrics,
+            health: Health::new(&config.subscriptions),
+            stopping: CancellationToken::new(),
             config,
         }))
     }
@@ -87,7 +100,7 @@ impl Bridge {
         let context = BridgeContext {
             metrics: self.metrics.clone(),
             brokers: Some(self.brokers.clone()),
-            group: None,
+            subscription: None,
         };
         let fresh = produce::producer(&self.config.kafka, context)?;
         let stale = std::mem::replace(
@@ -117,9 +130,24 @@ async fn recover_after_outages(bridge: Arc<Bridge>) -> anyhow::Result<()> {
 
 /// Serves the API on `listener`, creates topics and indexes, then starts every subscription.
 /// Kafka and MongoDB may be down at start: the API answers 503 until they are up.
-pub async fn run(bridge: Arc<Bridge>, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
-    let server = tokio::spawn(server::serve(bridge.clone(), listener));
+///
+/// Once `shutdown` completes, within the configured grace period: the subscriptions stop
+/// fetching, finish their in-flight deliveries, commit and leave their groups (the API keeps
+/// serving meanwhile: a delivery's component may still call it); then the API stops accepting
+/// connections and finishes its requests; then the producer flushes.
+pub async fn run(
+    bridge: Arc<Bridge>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let server_stop = CancellationToken::new();
+    let mut server = tokio::spawn(server::serve(
+        bridge.clone(),
+        listener,
+        server_stop.clone().cancelled_owned(),
+    ));
     tokio::spawn(produce::probe_while_down(bridge.clone()));
+    tokio::spawn(health::watch_mongodb(bridge.clone()));
     if let Some(client) = bridge.mongo.clone() {
         let bridge = bridge.clone();
         tokio::spawn(async move {
@@ -129,16 +157,69 @@ pub async fn run(bridge: Arc<Bridge>, listener: tokio::net::TcpListener) -> anyh
                 .store(true, std::sync::atomic::Ordering::Release);
         });
     }
-    kafka::create_topics(&bridge.config.kafka, &bridge.config.kafka.topics).await?;
-    tokio::spawn(recover_after_outages(bridge.clone()));
-    for subscription in bridge.config.subscriptions.clone() {
+    let mut subscriptions = tokio::task::JoinSet::new();
+    let started = {
         let bridge = bridge.clone();
-        tokio::spawn(async move {
-            let group = subscription.group.clone();
-            if let Err(error) = consume::run(bridge, subscription).await {
-                tracing::error!(group, "subscription stopped: {error:#}");
+        async move {
+            kafka::create_topics(&bridge.config.kafka, &bridge.config.kafka.topics).await?;
+            tokio::spawn(recover_after_outages(bridge.clone()));
+            for subscription in bridge.config.subscriptions.clone() {
+                let health = bridge
+                    .health
+                    .subscription(&subscription.group)
+                    .expect("one health per subscription");
+                tokio::spawn(health::watch_lag(bridge.clone(), health.clone()));
+                let bridge = bridge.clone();
+                subscriptions.spawn(async move {
+                    let group = subscription.group.clone();
+                    if let Err(error) = consume::run(bridge, subscription, health).await {
+                        tracing::error!(group, "subscription stopped: {error:#}");
+                    }
+                });
             }
-        });
+            anyhow::Ok(subscriptions)
+        }
+    };
+    tokio::pin!(shutdown);
+    let subscriptions = tokio::select! {
+        result = &mut server => return result?,
+        _ = &mut shutdown => None,
+        started = started => Some(started?),
+    };
+    if let Some(mut subscriptions) = subscriptions {
+        tokio::select! {
+            result = &mut server => return result?,
+            _ = &mut shutdown => {}
+        }
+        tracing::info!("shutting down: finishing deliveries, leaving the consumer groups");
+        let deadline = tokio::time::Instant::now() + bridge.config.shutdown_grace();
+        bridge.stopping.cancel();
+        if tokio::time::timeout_at(deadline, async {
+            while subscriptions.join_next().await.is_some() {}
+        })
+        .await
+        .is_err()
+        {
+            tracing::warn!("grace period over: deliveries abandoned uncommitted (they come again)");
+        }
+        server_stop.cancel();
+        if tokio::time::timeout_at(deadline, &mut server)
+            .await
+            .is_err()
+        {
+            tracing::warn!("grace period over: HTTP requests abandoned");
+        }
+        let remaining = deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .max(Duration::from_millis(100));
+        let producer = bridge.producer();
+        match tokio::task::spawn_blocking(move || producer.flush(remaining)).await {
+            Ok(Ok(())) => {}
+            _ => tracing::warn!("grace period over: queued messages not acknowledged"),
+        }
+    } else {
+        bridge.stopping.cancel();
     }
-    server.await?
+    tracing::info!("stopped");
+    Ok(())
 }

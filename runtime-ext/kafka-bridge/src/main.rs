@@ -29,5 +29,18 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", config.listen))?;
     println!("Serving http://{}", listener.local_addr()?);
     let bridge = kafka_bridge::Bridge::new(config).await?;
-    kafka_bridge::run(bridge, listener).await
+    kafka_bridge::run(bridge, listener, stop_signal()?).await
+}
+
+/// Completes on SIGTERM (an orchestrator stopping the pod) or SIGINT (Ctrl-C).
+fn stop_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+    })
 }

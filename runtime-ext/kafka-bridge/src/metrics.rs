@@ -1,9 +1,11 @@
 //! The bridge's Prometheus metrics, served as text at `GET /metrics`.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
+
+use crate::health::{Condition, Report};
 
 /// Latency buckets (seconds) for produce and delivery: sub-millisecond to seconds.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -24,8 +26,14 @@ pub struct Metrics {
     pub retries: IntCounterVec,
     /// Messages moved to the dead-letter topic.
     pub dead_lettered: IntCounterVec,
-    /// Messages behind the partition's end, per consumer group (from librdkafka's statistics).
+    /// Messages behind the partition's end, per consumer group (read by `health`).
     pub consumer_lag: IntGaugeVec,
+    /// Per subscription: partitions assigned to this bridge.
+    pub assigned_partitions: IntGaugeVec,
+    /// Per subscription: seconds since messages were last settled or it was caught up.
+    pub since_progress: GaugeVec,
+    /// Per subscription and condition (`ok`, `paused`, `stuck`): 1 for the current one.
+    pub subscription_condition: IntGaugeVec,
     /// 1 while at least one broker connection is up.
     pub kafka_up: IntGauge,
     /// 1 while MongoDB answers.
@@ -59,16 +67,23 @@ impl Metrics {
                 .expect("registered once");
             metric
         };
-        let consumer_lag = IntGaugeVec::new(
+        let gauges = |name: &str, help: &str, labels: &[&str]| {
+            let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("registered once");
+            metric
+        };
+        let since_progress = GaugeVec::new(
             Opts::new(
-                "kafka_bridge_consumer_lag",
-                "Messages not yet consumed, per group and partition",
+                "kafka_bridge_subscription_seconds_since_progress",
+                "Seconds since the subscription last settled messages or was caught up",
             ),
-            &["group", "topic", "partition"],
+            &["group", "topic"],
         )
         .expect("valid metric");
         registry
-            .register(Box::new(consumer_lag.clone()))
+            .register(Box::new(since_progress.clone()))
             .expect("registered once");
         Self {
             produced: counter(
@@ -101,7 +116,22 @@ impl Metrics {
                 "Messages moved to the dead-letter topic",
                 &["group", "topic"],
             ),
-            consumer_lag,
+            consumer_lag: gauges(
+                "kafka_bridge_consumer_lag",
+                "Messages not yet committed, per group and partition",
+                &["group", "topic", "partition"],
+            ),
+            assigned_partitions: gauges(
+                "kafka_bridge_subscription_assigned_partitions",
+                "Partitions assigned to this bridge, per subscription",
+                &["group", "topic"],
+            ),
+            since_progress,
+            subscription_condition: gauges(
+                "kafka_bridge_subscription_condition",
+                "1 for the subscription's current condition (ok, paused, stuck)",
+                &["group", "topic", "condition"],
+            ),
             kafka_up: gauge("kafka_bridge_kafka_up", "1 while a broker connection is up"),
             mongodb_up: gauge("kafka_bridge_mongodb_up", "1 while MongoDB answers"),
             mongo_operations: counter(
@@ -110,6 +140,26 @@ impl Metrics {
                 &["collection", "operation", "result"],
             ),
             registry,
+        }
+    }
+
+    /// A subscription's health, as gauges.
+    pub fn record_subscription(&self, report: &Report) {
+        let labels = [report.group.as_str(), report.topic.as_str()];
+        self.assigned_partitions
+            .with_label_values(&labels)
+            .set(report.assigned_partitions.len() as i64);
+        self.since_progress
+            .with_label_values(&labels)
+            .set(report.seconds_since_progress);
+        for (condition, name) in [
+            (Condition::Ok, "ok"),
+            (Condition::Paused, "paused"),
+            (Condition::Stuck, "stuck"),
+        ] {
+            self.subscription_condition
+                .with_label_values(&[labels[0], labels[1], name])
+                .set(i64::from(report.condition == condition));
         }
     }
 

@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use futures::TryStreamExt;
 use mongodb::bson::{self, Bson, Document, doc};
 use mongodb::error::{ErrorKind, WriteFailure};
-use mongodb::options::{ClientOptions, IndexOptions};
+use mongodb::options::{Acknowledgment, ClientOptions, IndexOptions, WriteConcern};
 use mongodb::{Client, Collection, IndexModel};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -45,6 +45,17 @@ pub async fn client(config: &MongoConfig) -> anyhow::Result<Option<Client>> {
     options.server_selection_timeout = Some(SERVER_SELECTION_TIMEOUT);
     options.connect_timeout = Some(SERVER_SELECTION_TIMEOUT);
     options.app_name = Some("kafka-bridge".into());
+    let durability = &config.write_concern;
+    options.write_concern = Some(
+        WriteConcern::builder()
+            .w(match durability.w.parse::<u32>() {
+                Ok(nodes) => Acknowledgment::Nodes(nodes),
+                Err(_) => Acknowledgment::Majority,
+            })
+            .journal(durability.journal)
+            .w_timeout(Duration::from_millis(durability.timeout_ms))
+            .build(),
+    );
     Ok(Some(Client::with_options(options)?))
 }
 
@@ -367,7 +378,7 @@ impl Bridge {
         tokio::time::timeout(OPERATION_TIMEOUT, work)
             .await
             .map_err(|_| {
-                self.metrics.mongodb_up.set(0);
+                self.health.mongodb.set(false, &self.metrics);
                 self.count_mongo(collection, operation, "unavailable");
                 ApiError::unavailable(format!(
                     "MongoDB unavailable: no answer within {OPERATION_TIMEOUT:?}"
@@ -383,7 +394,7 @@ impl Bridge {
     }
 
     fn mongo_succeeded(&self, collection: &str, operation: &str) {
-        self.metrics.mongodb_up.set(1);
+        self.health.mongodb.set(true, &self.metrics);
         self.count_mongo(collection, operation, "ok");
     }
 
@@ -413,7 +424,7 @@ impl Bridge {
             self.count_mongo(collection, operation, "rejected");
             ApiError::invalid("documents", format!("MongoDB refused the write: {error}"))
         } else {
-            self.metrics.mongodb_up.set(0);
+            self.health.mongodb.set(false, &self.metrics);
             self.count_mongo(collection, operation, "unavailable");
             ApiError::unavailable(format!("MongoDB unavailable: {error}"))
         }

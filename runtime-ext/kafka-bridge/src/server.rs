@@ -1,15 +1,19 @@
 //! The HTTP API. Everything under `/v1` needs `Authorization: Bearer <KAFKA_BRIDGE_SECRET>`;
-//! `/health` and `/metrics` are open, for probes and Prometheus.
+//! the health probes and `/metrics` are open, for the orchestrator and Prometheus:
+//! - `GET /health/live`: 200 while the process serves; it looks at nothing else.
+//! - `GET /health/ready`: 200, or 503 while a subscription is stuck or the bridge is stopping,
+//!   with the report of `GET /health` (which always answers 200). Both read state kept up to
+//!   date in the background ([`crate::health`]): no probe waits on Kafka or MongoDB.
 
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
@@ -40,13 +44,22 @@ pub fn router(bridge: Arc<Bridge>) -> Router {
     Router::new()
         .merge(api)
         .route("/health", get(health))
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
         .with_state(bridge)
 }
 
-pub async fn serve(bridge: Arc<Bridge>, listener: tokio::net::TcpListener) -> anyhow::Result<()> {
+/// Serves until `stop` completes, then finishes the requests in progress.
+pub async fn serve(
+    bridge: Arc<Bridge>,
+    listener: tokio::net::TcpListener,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     tracing::info!(address = %listener.local_addr()?, "kafka-bridge listening");
-    axum::serve(listener, router(bridge)).await?;
+    axum::serve(listener, router(bridge))
+        .with_graceful_shutdown(stop)
+        .await?;
     Ok(())
 }
 
@@ -65,23 +78,23 @@ async fn authenticate(State(bridge): State<Arc<Bridge>>, request: Request, next:
     }
 }
 
-/// The bridge answers; Kafka's and MongoDB's state, as last seen, for information.
-async fn health(State(bridge): State<Arc<Bridge>>) -> Json<Value> {
-    let mongodb = match &bridge.mongo {
-        None => "not configured",
-        Some(client) if mongo::ping(client).await => "connected",
-        Some(_) => "disconnected",
-    };
-    bridge
-        .metrics
-        .mongodb_up
-        .set(i64::from(mongodb == "connected"));
-    let kafka = if bridge.brokers.is_up() {
-        "UP"
+/// Kafka's, MongoDB's and each subscription's state, as last seen.
+async fn health(State(bridge): State<Arc<Bridge>>) -> impl IntoResponse {
+    Json(bridge.overview())
+}
+
+async fn live() -> impl IntoResponse {
+    Json(json!({ "status": "alive" }))
+}
+
+async fn ready(State(bridge): State<Arc<Bridge>>) -> impl IntoResponse {
+    let overview = bridge.overview();
+    let status = if overview.ready {
+        StatusCode::OK
     } else {
-        "NOT UP"
+        StatusCode::SERVICE_UNAVAILABLE
     };
-    Json(json!({ "status": "healthy", "kafka": kafka, "mongodb": mongodb }))
+    (status, Json(overview))
 }
 
 async fn metrics(State(bridge): State<Arc<Bridge>>) -> impl IntoResponse {

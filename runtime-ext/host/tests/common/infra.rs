@@ -225,6 +225,20 @@ impl Bridge {
         bridge
     }
 
+    /// Restarts the bridge with settings replaced in its configuration: `(from, to)`.
+    pub fn restart_with(&mut self, replace: &[(&str, &str)]) {
+        let mut config = std::fs::read_to_string(&self.config).unwrap();
+        for (from, to) in replace {
+            assert!(
+                config.contains(from),
+                "`{from}` is not in the bridge's configuration"
+            );
+            config = config.replace(from, to);
+        }
+        std::fs::write(&self.config, config).unwrap();
+        self.restart();
+    }
+
     /// (Re)starts the bridge and waits until it serves.
     pub fn restart(&mut self) {
         self.process = None;
@@ -265,8 +279,39 @@ impl Bridge {
             });
     }
 
+    /// Kills the bridge (SIGKILL), as a crash or a lost node would.
     pub fn stop(&mut self) {
         self.process = None;
+    }
+
+    /// Stops the bridge as an orchestrator does (SIGTERM) and waits for it to exit; returns how
+    /// long it took and its exit status.
+    pub fn terminate(&mut self) -> (Duration, std::process::ExitStatus) {
+        let mut process = self.process.take().expect("the bridge runs");
+        let started = Instant::now();
+        let pid = process.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success(), "kill -TERM {pid}");
+        loop {
+            if let Some(status) = process.child.try_wait().unwrap() {
+                return (started.elapsed(), status);
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the bridge did not exit after SIGTERM: {}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `GET /health/ready`: its status and report.
+    pub async fn readiness(&self) -> (u16, serde_json::Value) {
+        let response = reqwest::get(format!("{}/health/ready", self.base))
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
     }
 
     /// The bridge's Prometheus text.
@@ -313,34 +358,74 @@ pub struct Pipeline {
     pub bridge: Bridge,
 }
 
+/// How a test's pipeline differs from the default.
+pub struct Options<'a> {
+    /// The app's `kafka_bridge_secret` (the bridge keeps [`SECRET`]).
+    pub app_secret: &'a str,
+    /// Further variables for the app.
+    pub app_env: &'a [(&'a str, &'a str)],
+    /// Lines added to the bridge's configuration, at its top level.
+    pub bridge_settings: &'a str,
+    /// Settings replaced in the bridge's configuration: `(from, to)`.
+    pub bridge_replace: &'a [(&'a str, &'a str)],
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Self {
+            app_secret: SECRET,
+            app_env: &[],
+            bridge_settings: "",
+            bridge_replace: &[],
+        }
+    }
+}
+
 impl Pipeline {
     pub fn start() -> Self {
-        Self::start_with_app_secret(SECRET)
+        Self::start_with(Options::default())
     }
 
     /// The pipeline with the app given `app_secret` as its `kafka_bridge_secret` (the bridge
     /// keeps [`SECRET`]), to test a misconfigured deployment.
     pub fn start_with_app_secret(app_secret: &str) -> Self {
+        Self::start_with(Options {
+            app_secret,
+            ..Options::default()
+        })
+    }
+
+    pub fn start_with(options: Options<'_>) -> Self {
+        let app_secret = options.app_secret;
         let broker = broker();
         let (mongo, mongo_storage) = mongo();
         let bridge_port = free_port();
         let bridge_address = format!("127.0.0.1:{bridge_port}");
         let pg_port = pg_port().to_string();
-        let host = start(
-            &workspace_root().join("spin.toml"),
-            &[],
-            &[
-                (
-                    "SPIN_VARIABLE_KAFKA_BRIDGE_ADDRESS",
-                    bridge_address.as_str(),
-                ),
-                ("SPIN_VARIABLE_KAFKA_BRIDGE_SECRET", app_secret),
-                ("SPIN_VARIABLE_TIME_EVENTS_DB_PORT", pg_port.as_str()),
-                ("SPIN_VARIABLE_POD_NAME", "test-pod"),
-                ("SPIN_VARIABLE_POD_IP", "10.0.0.5"),
-            ],
+        let mut env = vec![
+            (
+                "SPIN_VARIABLE_KAFKA_BRIDGE_ADDRESS",
+                bridge_address.as_str(),
+            ),
+            ("SPIN_VARIABLE_KAFKA_BRIDGE_SECRET", app_secret),
+            ("SPIN_VARIABLE_TIME_EVENTS_DB_PORT", pg_port.as_str()),
+            ("SPIN_VARIABLE_POD_NAME", "test-pod"),
+            ("SPIN_VARIABLE_POD_IP", "10.0.0.5"),
+        ];
+        env.extend_from_slice(options.app_env);
+        let host = start(&workspace_root().join("spin.toml"), &[], &env);
+        let mut config = format!(
+            "{}\n{}",
+            options.bridge_settings,
+            bridge_config(&broker, &mongo, bridge_port, &host.base)
         );
-        let config = bridge_config(&broker, &mongo, bridge_port, &host.base);
+        for (from, to) in options.bridge_replace {
+            assert!(
+                config.contains(from),
+                "`{from}` is not in the bridge's configuration"
+            );
+            config = config.replace(from, to);
+        }
         let bridge = Bridge::start(&config, bridge_port);
         Self {
             broker,

@@ -16,8 +16,9 @@ use wasmtime_wasi_http::Error as HttpError;
 use crate::app::AppRuntime;
 
 /// How long in-flight requests, and then the instances' work after their responses, may take
-/// to finish after a shutdown signal.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// together to finish after a shutdown signal: under Kubernetes' default grace period (30 s),
+/// after which the pod is killed.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
 /// Serves `app` on `listener` until SIGINT or SIGTERM, then lets in-flight requests finish.
 pub async fn serve(app: Arc<AppRuntime>, listener: TcpListener) -> anyhow::Result<()> {
@@ -71,13 +72,15 @@ pub async fn serve(app: Arc<AppRuntime>, listener: TcpListener) -> anyhow::Resul
     }
     tracing::info!("shutting down; waiting for in-flight requests");
     drop(listener);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    if tokio::time::timeout_at(deadline, graceful.shutdown())
         .await
         .is_err()
     {
         tracing::warn!("in-flight requests still running after {SHUTDOWN_GRACE:?}; exiting anyway");
     }
-    app.shutdown(SHUTDOWN_GRACE).await;
+    app.shutdown(deadline.saturating_duration_since(tokio::time::Instant::now()))
+        .await;
     Ok(())
 }
 

@@ -25,6 +25,7 @@ route = "/echo"
 component = "inspect"
 [component.faulty]
 source = "{faulty}"
+allowed_outbound_hosts = ["http://minimal.spin.internal"]
 [component.minimal]
 source = "{minimal}"
 [component.inspect]
@@ -136,6 +137,31 @@ async fn sigterm_lets_in_flight_requests_finish() {
         .expect("the in-flight request is answered");
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), "slept\n");
+    let status = host
+        .wait_exit(std::time::Duration::from_secs(10))
+        .expect("the host exits");
+    assert!(status.success(), "{status}");
+}
+
+/// A request in flight at SIGTERM may still call another component: chained calls do not go
+/// through the listener that stopped accepting.
+#[tokio::test]
+async fn sigterm_lets_in_flight_requests_make_their_chained_calls() {
+    let app = AppDir::new(&manifest());
+    let mut host = app.start(&[], &[]);
+    let in_flight = tokio::spawn(
+        common::client()
+            .get(format!("{}/faulty/sleep-then-chain", host.base))
+            .send(),
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    host.terminate();
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request is answered");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "chained: 200 OK\n");
     let status = host
         .wait_exit(std::time::Duration::from_secs(10))
         .expect("the host exits");

@@ -389,7 +389,10 @@ async fn the_same_idempotency_key_stores_one_purchase_also_across_a_broker_outag
         "{bad}"
     );
     // Stored before the broker (memory-backed) restarts empty.
-    stored_when(&pipeline.host.base, "keyed", VISIBLE_WITHIN, |ids| ids.len() >= 2).await;
+    stored_when(&pipeline.host.base, "keyed", VISIBLE_WITHIN, |ids| {
+        ids.len() >= 2
+    })
+    .await;
 
     pipeline.broker.stop();
     eventually(

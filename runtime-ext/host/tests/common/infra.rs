@@ -126,6 +126,27 @@ pub fn broker() -> Server {
     )
 }
 
+/// tansu storing in a SQLite file in `dir`, so that a restart keeps topics, messages and
+/// committed offsets (as `cargo dev` runs it).
+pub fn persistent_broker(dir: &Path) -> Server {
+    let port = free_port();
+    let project = installed(Project::tansu);
+    let dir = dir.to_owned();
+    Server::new(
+        "tansu",
+        port,
+        Box::new(move || {
+            let mut command = services::broker_command(
+                &project,
+                &format!("127.0.0.1:{port}"),
+                "sqlite://tansu.db",
+            );
+            command.current_dir(&dir);
+            command
+        }),
+    )
+}
+
 /// SecantusDB, a MongoDB-wire server, storing in a directory that survives its restarts,
 /// started as `cargo dev` starts it.
 pub fn mongo() -> (Server, tempfile::TempDir) {
@@ -368,6 +389,8 @@ pub struct Options<'a> {
     pub bridge_settings: &'a str,
     /// Settings replaced in the bridge's configuration: `(from, to)`.
     pub bridge_replace: &'a [(&'a str, &'a str)],
+    /// A broker that keeps its data across restarts, in this folder (memory storage otherwise).
+    pub broker_storage: Option<&'a Path>,
 }
 
 impl Default for Options<'_> {
@@ -377,6 +400,7 @@ impl Default for Options<'_> {
             app_env: &[],
             bridge_settings: "",
             bridge_replace: &[],
+            broker_storage: None,
         }
     }
 }
@@ -397,7 +421,10 @@ impl Pipeline {
 
     pub fn start_with(options: Options<'_>) -> Self {
         let app_secret = options.app_secret;
-        let broker = broker();
+        let broker = match options.broker_storage {
+            Some(dir) => persistent_broker(dir),
+            None => broker(),
+        };
         let (mongo, mongo_storage) = mongo();
         let bridge_port = free_port();
         let bridge_address = format!("127.0.0.1:{bridge_port}");

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The purchase pipeline's soak at a chosen size (runtime-ext/host/tests/soak.rs; the test command
+# runs it with 2,000): purchases by 16 clients, each retried with its Idempotency-Key until
+# acknowledged, while the bridge is killed and the broker restarted at random moments; then every
+# acknowledged purchase must be stored, none twice. Prints the figures; fails loudly otherwise.
+#
+#   bench/soak.sh [purchases] [seed]      (defaults 100000, a new seed; the seed replays the chaos)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo dev setup      # tansu and SecantusDB, installed into target/
+cargo dev postgres   # the time service's database (the app's events)
+cargo build -q -p kafka-bridge
+cargo build -q --target wasm32-wasip2 --release -p customer-web-server -p customer-management-api -p time-service
+
+export SOAK_PURCHASES="${1:-100000}"
+if [ -n "${2:-}" ]; then export SOAK_SEED="$2"; fi
+cargo test -q -p spinyard --test soak -- --nocapture

@@ -1,0 +1,190 @@
+//! The purchase pipeline's promise under chaos: every purchase a client got a 201 for is stored,
+//! and none twice, while the bridge is killed (SIGKILL) and the broker restarted at random
+//! moments. Clients retry each purchase with its `Idempotency-Key` until it is acknowledged.
+//!
+//! `SOAK_PURCHASES` sets the number (2,000 by default, which `scripts/test.sh` runs);
+//! `SOAK_SEED` replays a run's chaos. `bench/soak.sh 100000` runs the full soak.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::infra::{Options, Pipeline, eventually};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+
+/// tansu forgets to expire a dead group member once it restarts itself (Apache Kafka's
+/// coordinator schedules the expiry of every member of a group it loads): a bridge killed less
+/// than the session timeout (6 s in the tests' bridge configuration) before a broker restart
+/// leaves a member that holds its partitions forever. So a broker restart waits that long after
+/// the last bridge kill; the bridge reports such a stall as `stuck` (reliability.rs).
+const SESSION_TIMEOUT: Duration = Duration::from_secs(7);
+
+/// Concurrent clients, and the users their purchases spread over (so over every partition).
+const CLIENTS: usize = 16;
+const USERS: usize = 50;
+
+fn setting(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name}={v}: not a number"))
+        })
+        .unwrap_or(default)
+}
+
+/// What the clients saw.
+#[derive(Default)]
+struct Tally {
+    /// Attempts answered with anything but 201 (or not answered), each retried.
+    refused: AtomicU64,
+    next: AtomicUsize,
+}
+
+/// Buys purchase after purchase until `total` are acknowledged; returns `(userid, purchase_id)`
+/// of each acknowledged one.
+async fn client(base: String, total: usize, seed: u64, tally: Arc<Tally>) -> Vec<(String, String)> {
+    let http = common::client();
+    let mut acknowledged = Vec::new();
+    loop {
+        let n = tally.next.fetch_add(1, Ordering::Relaxed);
+        if n >= total {
+            return acknowledged;
+        }
+        let userid = format!("soak-{seed}-{}", n % USERS);
+        let key = format!("soak-{seed}-{n}");
+        let body = json!({ "username": "soak", "userid": userid, "price": 1.25 });
+        loop {
+            let answer = http
+                .post(format!("{base}/buy"))
+                .header("Idempotency-Key", &key)
+                .json(&body)
+                .timeout(Duration::from_secs(20))
+                .send()
+                .await;
+            match answer {
+                Ok(response) if response.status() == 201 => {
+                    let body: Value = response.json().await.unwrap();
+                    let id = body["data"]["purchase_id"].as_str().unwrap().to_owned();
+                    acknowledged.push((userid, id));
+                    break;
+                }
+                _ => {
+                    tally.refused.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_acknowledged_purchase_is_stored_once_through_bridge_kills_and_broker_restarts() {
+    let total = setting("SOAK_PURCHASES", 2_000) as usize;
+    let seed = setting("SOAK_SEED", u64::from(std::process::id()));
+    eprintln!("soak: {total} purchases, seed {seed} (SOAK_SEED={seed} replays the chaos)");
+    let storage = tempfile::tempdir().unwrap();
+    let mut pipeline = Pipeline::start_with(Options {
+        broker_storage: Some(storage.path()),
+        ..Options::default()
+    });
+    let tally = Arc::new(Tally::default());
+    let started = Instant::now();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            tokio::spawn(client(
+                pipeline.host.base.clone(),
+                total,
+                seed,
+                tally.clone(),
+            ))
+        })
+        .collect();
+
+    // Chaos until the clients are done: every 0.5 to 3 s, kill the bridge or restart the
+    // broker; the first two events are one of each.
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (mut bridge_kills, mut broker_restarts) = (0, 0);
+    let mut last_kill: Option<Instant> = None;
+    for event in 0.. {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(500..3_000))).await;
+        if clients.iter().all(|c| c.is_finished()) {
+            break;
+        }
+        let down = Duration::from_millis(rng.random_range(0..1_500));
+        let kill_bridge = match event {
+            0 => true,
+            1 => false,
+            _ => rng.random_bool(0.6),
+        };
+        if kill_bridge {
+            pipeline.bridge.stop();
+            tokio::time::sleep(down).await;
+            pipeline.bridge.restart();
+            bridge_kills += 1;
+            last_kill = Some(Instant::now());
+        } else {
+            if let Some(killed) = last_kill {
+                tokio::time::sleep(SESSION_TIMEOUT.saturating_sub(killed.elapsed())).await;
+            }
+            pipeline.broker.stop();
+            tokio::time::sleep(down).await;
+            pipeline.broker.start();
+            broker_restarts += 1;
+        }
+        eprintln!(
+            "soak: {:>6} of {total} sent after {:.0?}; {bridge_kills} bridge kills, {broker_restarts} broker restarts",
+            tally.next.load(Ordering::Relaxed).min(total),
+            started.elapsed()
+        );
+    }
+    let mut acknowledged: HashMap<String, HashSet<String>> = HashMap::new();
+    let mut count = 0;
+    for client in clients {
+        for (userid, id) in client.await.unwrap() {
+            count += 1;
+            acknowledged.entry(userid).or_default().insert(id);
+        }
+    }
+    let sent = started.elapsed();
+    assert_eq!(count, total);
+    let distinct: usize = acknowledged.values().map(HashSet::len).sum();
+    assert_eq!(distinct, total, "every purchase has its own id");
+
+    // Everything acknowledged arrives; then nothing more does.
+    let within = Duration::from_secs(120 + total as u64 / 200);
+    for (userid, ids) in &acknowledged {
+        let base = &pipeline.host.base;
+        let stored: Vec<String> =
+            eventually(within, &format!("the purchases of {userid}"), || async {
+                let response = common::client()
+                    .get(format!("{base}/getAllUserBuys/{userid}"))
+                    .send()
+                    .await
+                    .ok()?;
+                let body: Value = response.json().await.ok()?;
+                let stored: Vec<String> = body["purchases"]
+                    .as_array()?
+                    .iter()
+                    .map(|p| p["purchase_id"].as_str().unwrap_or_default().to_owned())
+                    .collect();
+                (stored.len() >= ids.len()).then_some(stored)
+            })
+            .await;
+        assert_eq!(stored.len(), ids.len(), "{userid}: none twice");
+        assert_eq!(&stored.into_iter().collect::<HashSet<_>>(), ids, "{userid}");
+    }
+    eprintln!(
+        "soak: {total} purchases acknowledged in {sent:.1?} ({:.0}/s) with {} refused attempts \
+         retried, {bridge_kills} bridge kills and {broker_restarts} broker restarts; all stored \
+         exactly once {:.1?} after the first",
+        total as f64 / sent.as_secs_f64(),
+        tally.refused.load(Ordering::Relaxed),
+        started.elapsed()
+    );
+}

@@ -4,7 +4,10 @@
 # acknowledged, while the bridge is killed and the broker restarted at random moments; then every
 # acknowledged purchase must be stored, none twice. Prints the figures; fails loudly otherwise.
 #
-#   bench/soak.sh [purchases] [seed]      (defaults 100000, a new seed; the seed replays the chaos)
+#   bench/soak.sh [purchases] [chaos-ms] [seed]
+#
+# Defaults: 100000 purchases, a bridge kill or broker restart every 10 s on average, a new seed
+# (printed; it replays the chaos).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +16,6 @@ cargo dev postgres   # the time service's database (the app's events)
 cargo build -q -p kafka-bridge
 cargo build -q --target wasm32-wasip2 --release -p customer-web-server -p customer-management-api -p time-service
 
-export SOAK_PURCHASES="${1:-100000}"
-if [ -n "${2:-}" ]; then export SOAK_SEED="$2"; fi
+export SOAK_PURCHASES="${1:-100000}" SOAK_CHAOS_MS="${2:-10000}"
+if [ -n "${3:-}" ]; then export SOAK_SEED="$3"; fi
 cargo test -q -p spinyard --test soak -- --nocapture

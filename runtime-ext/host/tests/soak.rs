@@ -2,7 +2,8 @@
 //! and none twice, while the bridge is killed (SIGKILL) and the broker restarted at random
 //! moments. Clients retry each purchase with its `Idempotency-Key` until it is acknowledged.
 //!
-//! `SOAK_PURCHASES` sets the number (2,000 by default, which `scripts/test.sh` runs);
+//! `SOAK_PURCHASES` sets the number (2,000 by default, which `scripts/test.sh` runs),
+//! `SOAK_CHAOS_MS` the mean time between two chaos events (1,750 ms by default), and
 //! `SOAK_SEED` replays a run's chaos. `bench/soak.sh 100000` runs the full soak.
 
 mod common;
@@ -86,8 +87,12 @@ async fn client(base: String, total: usize, seed: u64, tally: Arc<Tally>) -> Vec
 #[tokio::test]
 async fn every_acknowledged_purchase_is_stored_once_through_bridge_kills_and_broker_restarts() {
     let total = setting("SOAK_PURCHASES", 2_000) as usize;
+    let chaos_every = setting("SOAK_CHAOS_MS", 1_750);
     let seed = setting("SOAK_SEED", u64::from(std::process::id()));
-    eprintln!("soak: {total} purchases, seed {seed} (SOAK_SEED={seed} replays the chaos)");
+    eprintln!(
+        "soak: {total} purchases, chaos every {chaos_every} ms on average, seed {seed} \
+         (SOAK_SEED={seed} replays the chaos)"
+    );
     let storage = tempfile::tempdir().unwrap();
     let mut pipeline = Pipeline::start_with(Options {
         broker_storage: Some(storage.path()),
@@ -106,13 +111,14 @@ async fn every_acknowledged_purchase_is_stored_once_through_bridge_kills_and_bro
         })
         .collect();
 
-    // Chaos until the clients are done: every 0.5 to 3 s, kill the bridge or restart the
-    // broker; the first two events are one of each.
+    // Chaos until the clients are done: every 0.3 to 1.7 times `chaos_every`, kill the bridge
+    // or restart the broker; the first two events are one of each.
     let mut rng = StdRng::seed_from_u64(seed);
     let (mut bridge_kills, mut broker_restarts) = (0, 0);
     let mut last_kill: Option<Instant> = None;
     for event in 0.. {
-        tokio::time::sleep(Duration::from_millis(rng.random_range(500..3_000))).await;
+        let pause = rng.random_range(chaos_every * 3 / 10..=chaos_every * 17 / 10);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
         if clients.iter().all(|c| c.is_finished()) {
             break;
         }

@@ -347,6 +347,19 @@ mod tests {
     }
 
     #[test]
+    fn writes_are_durable_unless_configured_otherwise() {
+        let env = HashMap::from([("KAFKA_BRIDGE_SECRET", "s")]);
+        let durable = &Config::parse(FILE, &env).unwrap().mongodb.write_concern;
+        assert_eq!((durable.w.as_str(), durable.journal), ("majority", true));
+        let file = format!("{FILE}\n[mongodb.write_concern]\nw = \"1\"\njournal = false\n");
+        let relaxed = Config::parse(&file, &env).unwrap().mongodb.write_concern;
+        assert_eq!((relaxed.w.as_str(), relaxed.journal), ("1", false));
+        let file = format!("{FILE}\n[mongodb.write_concern]\nw = \"most\"\n");
+        let error = Config::parse(&file, &env).unwrap_err().to_string();
+        assert!(error.contains("write_concern.w"), "{error}");
+    }
+
+    #[test]
     fn secret_is_required() {
         let error = Config::parse(FILE, &HashMap::new()).unwrap_err();
         assert!(format!("{error:#}").contains("KAFKA_BRIDGE_SECRET"));

@@ -9,8 +9,13 @@
 //! - 503, 502, 504, 429, no answer: the component's dependency is down, not the messages' fault;
 //!   401, 403, 404, 405: the deployment is not right yet (secret, route), not their fault either.
 //!   The same batch is retried with backoff, without limit: the subscription pauses.
-//! - anything else: a message is bad. The batch is retried one message at a time; a message
-//!   rejected `max_attempts` times goes to the dead-letter topic, and the others go on.
+//! - any other 4xx (400, 413, 422, ...): a message is bad, and the component says no retry can
+//!   change that (data the database refuses, JSON of the wrong shape). The batch is delivered
+//!   one message at a time; a message refused alone goes to the dead-letter topic at once, and
+//!   the others go on: a poison message costs one round trip, not a pause of the partitions.
+//! - any other 5xx (500: the component failed, e.g. it trapped): perhaps the message, perhaps
+//!   not. One message at a time too; a message failing `max_attempts` times, with backoff, goes
+//!   to the dead-letter topic.
 //!
 //! Payloads that are not JSON go to the dead-letter topic without a delivery.
 //!
@@ -223,8 +228,33 @@ enum Outcome {
     Delivered,
     /// Retry the same messages later, without limit.
     Unavailable(String),
-    /// One of the messages is bad.
-    Rejected(String),
+    /// One of the messages is bad; `permanent` when the component says no retry can help.
+    Rejected {
+        reason: String,
+        permanent: bool,
+    },
+}
+
+/// What an answer's status means for the messages delivered (see the module's documentation).
+fn classify(status: StatusCode, reason: String) -> Outcome {
+    match status {
+        _ if status.is_success() => Outcome::Delivered,
+        // A down dependency, or a deployment that is not right yet (wrong secret, route not
+        // deployed): never the message's fault, so never the dead-letter topic. guest-kit's
+        // `bridge::retried_whole` counts consumer metrics by this list.
+        StatusCode::SERVICE_UNAVAILABLE
+        | StatusCode::BAD_GATEWAY
+        | StatusCode::GATEWAY_TIMEOUT
+        | StatusCode::TOO_MANY_REQUESTS
+        | StatusCode::UNAUTHORIZED
+        | StatusCode::FORBIDDEN
+        | StatusCode::NOT_FOUND
+        | StatusCode::METHOD_NOT_ALLOWED => Outcome::Unavailable(reason),
+        _ => Outcome::Rejected {
+            reason,
+            permanent: status.is_client_error(),
+        },
+    }
 }
 
 /// One subscription's delivery to its component.
@@ -301,7 +331,7 @@ impl Delivery {
                 Outcome::Unavailable(reason) => {
                     tracing::warn!(url = self.url, reason, "component unavailable; pausing");
                 }
-                Outcome::Rejected(reason) if messages.len() > 1 => {
+                Outcome::Rejected { reason, .. } if messages.len() > 1 => {
                     tracing::warn!(
                         url = self.url,
                         reason,
@@ -318,10 +348,14 @@ impl Delivery {
                     }
                     return settled;
                 }
-                Outcome::Rejected(reason) => {
+                Outcome::Rejected { reason, permanent } => {
                     rejections += 1;
-                    if rejections >= self.subscription.max_attempts {
-                        let problem = format!("rejected {rejections} times: {reason}");
+                    if permanent || rejections >= self.subscription.max_attempts {
+                        let problem = if permanent {
+                            format!("refused: {reason}")
+                        } else {
+                            format!("failed {rejections} times: {reason}")
+                        };
                         return usize::from(self.dead_letter(messages[0].0, problem).await);
                     }
                 }
@@ -403,34 +437,17 @@ impl Delivery {
                 let status = response.status();
                 let body = response.text().await.unwrap_or_default();
                 let reason = format!("{status}: {}", body.chars().take(500).collect::<String>());
-                // A down dependency, or a deployment that is not right yet (wrong secret, route
-                // not deployed): never the message's fault, so never the dead-letter topic.
-                // guest-kit's `bridge::retried_whole` counts consumer metrics by this list.
-                if matches!(
-                    status,
-                    StatusCode::SERVICE_UNAVAILABLE
-                        | StatusCode::BAD_GATEWAY
-                        | StatusCode::GATEWAY_TIMEOUT
-                        | StatusCode::TOO_MANY_REQUESTS
-                        | StatusCode::UNAUTHORIZED
-                        | StatusCode::FORBIDDEN
-                        | StatusCode::NOT_FOUND
-                        | StatusCode::METHOD_NOT_ALLOWED
-                ) {
-                    Outcome::Unavailable(reason)
-                } else {
-                    Outcome::Rejected(reason)
-                }
+                classify(status, reason)
             }
         };
         let result = match &outcome {
             Outcome::Delivered => "ok",
             Outcome::Unavailable(_) => "unavailable",
-            Outcome::Rejected(_) => "rejected",
+            Outcome::Rejected { .. } => "rejected",
         };
         self.health.answered(match &outcome {
             Outcome::Unavailable(reason) => Err(reason.clone()),
-            Outcome::Delivered | Outcome::Rejected(_) => Ok(()),
+            Outcome::Delivered | Outcome::Rejected { .. } => Ok(()),
         });
         self.bridge
             .metrics
@@ -526,6 +543,32 @@ mod tests {
             offset,
             None,
         )
+    }
+
+    #[test]
+    fn answers_pause_refuse_or_fail() {
+        let outcome = |code: u16| match classify(StatusCode::from_u16(code).unwrap(), "r".into()) {
+            Outcome::Delivered => "delivered",
+            Outcome::Unavailable(_) => "pause",
+            Outcome::Rejected {
+                permanent: true, ..
+            } => "refused",
+            Outcome::Rejected {
+                permanent: false, ..
+            } => "failed",
+        };
+        for code in [200, 201, 204] {
+            assert_eq!(outcome(code), "delivered", "{code}");
+        }
+        for code in [503, 502, 504, 429, 401, 403, 404, 405] {
+            assert_eq!(outcome(code), "pause", "{code}");
+        }
+        for code in [400, 409, 413, 422] {
+            assert_eq!(outcome(code), "refused", "{code}");
+        }
+        for code in [500, 501, 507] {
+            assert_eq!(outcome(code), "failed", "{code}");
+        }
     }
 
     #[test]

@@ -204,6 +204,7 @@ pub struct Overview {
 /// Everything the health endpoints read.
 pub struct Health {
     pub mongodb: Reachability,
+    /// In the order of the configuration's subscriptions.
     pub subscriptions: Vec<Arc<SubscriptionHealth>>,
 }
 
@@ -216,14 +217,6 @@ impl Health {
                 .map(|s| Arc::new(SubscriptionHealth::new(s)))
                 .collect(),
         }
-    }
-
-    /// The subscription of consumer group `group`.
-    pub fn subscription(&self, group: &str) -> Option<Arc<SubscriptionHealth>> {
-        self.subscriptions
-            .iter()
-            .find(|s| s.group == group)
-            .cloned()
     }
 }
 

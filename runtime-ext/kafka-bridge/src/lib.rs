@@ -36,6 +36,7 @@ use health::Health;
 use kafka::{BridgeContext, BrokerState};
 use metrics::Metrics;
 use rdkafka::producer::Producer;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 /// Everything the HTTP handlers and the subscriptions share.
@@ -129,12 +130,8 @@ async fn recover_after_outages(bridge: Arc<Bridge>) -> anyhow::Result<()> {
 }
 
 /// Serves the API on `listener`, creates topics and indexes, then starts every subscription.
-/// Kafka and MongoDB may be down at start: the API answers 503 until they are up.
-///
-/// Once `shutdown` completes, within the configured grace period: the subscriptions stop
-/// fetching, finish their in-flight deliveries, commit and leave their groups (the API keeps
-/// serving meanwhile: a delivery's component may still call it); then the API stops accepting
-/// connections and finishes its requests; then the producer flushes.
+/// Kafka and MongoDB may be down at start: the API answers 503 until they are up. Runs until
+/// `shutdown` completes, then stops as [`stop`] says.
 pub async fn run(
     bridge: Arc<Bridge>,
     listener: tokio::net::TcpListener,
@@ -157,69 +154,68 @@ pub async fn run(
                 .store(true, std::sync::atomic::Ordering::Release);
         });
     }
-    let mut subscriptions = tokio::task::JoinSet::new();
-    let started = {
-        let bridge = bridge.clone();
-        async move {
-            kafka::create_topics(&bridge.config.kafka, &bridge.config.kafka.topics).await?;
-            tokio::spawn(recover_after_outages(bridge.clone()));
-            for subscription in bridge.config.subscriptions.clone() {
-                let health = bridge
-                    .health
-                    .subscription(&subscription.group)
-                    .expect("one health per subscription");
-                tokio::spawn(health::watch_lag(bridge.clone(), health.clone()));
-                let bridge = bridge.clone();
-                subscriptions.spawn(async move {
-                    let group = subscription.group.clone();
-                    if let Err(error) = consume::run(bridge, subscription, health).await {
-                        tracing::error!(group, "subscription stopped: {error:#}");
-                    }
-                });
-            }
-            anyhow::Ok(subscriptions)
-        }
-    };
     tokio::pin!(shutdown);
     let subscriptions = tokio::select! {
         result = &mut server => return result?,
-        _ = &mut shutdown => None,
-        started = started => Some(started?),
+        _ = &mut shutdown => JoinSet::new(),
+        started = start_consuming(bridge.clone()) => {
+            let subscriptions = started?;
+            tokio::select! {
+                result = &mut server => return result?,
+                _ = &mut shutdown => subscriptions,
+            }
+        }
     };
-    if let Some(mut subscriptions) = subscriptions {
-        tokio::select! {
-            result = &mut server => return result?,
-            _ = &mut shutdown => {}
-        }
-        tracing::info!("shutting down: finishing deliveries, leaving the consumer groups");
-        let deadline = tokio::time::Instant::now() + bridge.config.shutdown_grace();
-        bridge.stopping.cancel();
-        if tokio::time::timeout_at(deadline, async {
-            while subscriptions.join_next().await.is_some() {}
-        })
-        .await
-        .is_err()
-        {
-            tracing::warn!("grace period over: deliveries abandoned uncommitted (they come again)");
-        }
-        server_stop.cancel();
-        if tokio::time::timeout_at(deadline, &mut server)
-            .await
-            .is_err()
-        {
-            tracing::warn!("grace period over: HTTP requests abandoned");
-        }
-        let remaining = deadline
-            .saturating_duration_since(tokio::time::Instant::now())
-            .max(Duration::from_millis(100));
-        let producer = bridge.producer();
-        match tokio::task::spawn_blocking(move || producer.flush(remaining)).await {
-            Ok(Ok(())) => {}
-            _ => tracing::warn!("grace period over: queued messages not acknowledged"),
-        }
-    } else {
-        bridge.stopping.cancel();
-    }
-    tracing::info!("stopped");
+    stop(&bridge, subscriptions, server_stop, server).await;
     Ok(())
+}
+
+/// Creates the topics (waiting for Kafka), then starts each subscription and its lag reader.
+async fn start_consuming(bridge: Arc<Bridge>) -> anyhow::Result<JoinSet<()>> {
+    kafka::create_topics(&bridge.config.kafka, &bridge.config.kafka.topics).await?;
+    tokio::spawn(recover_after_outages(bridge.clone()));
+    let mut subscriptions = JoinSet::new();
+    let healths = bridge.health.subscriptions.clone();
+    for (subscription, health) in bridge.config.subscriptions.clone().into_iter().zip(healths) {
+        tokio::spawn(health::watch_lag(bridge.clone(), health.clone()));
+        let bridge = bridge.clone();
+        subscriptions.spawn(async move {
+            let group = subscription.group.clone();
+            if let Err(error) = consume::run(bridge, subscription, health).await {
+                tracing::error!(group, "subscription stopped: {error:#}");
+            }
+        });
+    }
+    Ok(subscriptions)
+}
+
+/// Stops within the configured grace period: the subscriptions stop fetching, finish their
+/// in-flight deliveries, commit and leave their groups (the API keeps serving meanwhile: a
+/// delivery's component may still call it); then the API stops accepting connections and
+/// finishes its requests; then the producer flushes what it queued.
+async fn stop(
+    bridge: &Bridge,
+    mut subscriptions: JoinSet<()>,
+    server_stop: CancellationToken,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    tracing::info!("shutting down: finishing deliveries, leaving the consumer groups");
+    let deadline = tokio::time::Instant::now() + bridge.config.shutdown_grace();
+    bridge.stopping.cancel();
+    let left = async { while subscriptions.join_next().await.is_some() {} };
+    if tokio::time::timeout_at(deadline, left).await.is_err() {
+        tracing::warn!("grace period over: deliveries abandoned uncommitted (they come again)");
+    }
+    server_stop.cancel();
+    if tokio::time::timeout_at(deadline, server).await.is_err() {
+        tracing::warn!("grace period over: HTTP requests abandoned");
+    }
+    let remaining = deadline
+        .saturating_duration_since(tokio::time::Instant::now())
+        .max(Duration::from_millis(100));
+    let producer = bridge.producer();
+    match tokio::task::spawn_blocking(move || producer.flush(remaining)).await {
+        Ok(Ok(())) => tracing::info!("stopped"),
+        _ => tracing::warn!("grace period over: queued messages not acknowledged"),
+    }
 }

@@ -78,7 +78,7 @@ def load_app():
 
 def bridge_schema(source):
     """A JSON schema of kafka-bridge.toml read off config.rs's serde structs (deny_unknown_fields,
-    rename, default, skip, Option, Vec), so that the check follows the bridge's own parser."""
+    rename, default, skip, Option, Vec, BTreeMap), so that the check follows the bridge's own parser."""
     structs = {}
     for attrs, name, body in re.findall(r"((?:#\[[^\n]*\]\n)*)pub struct (\w+) \{\n(.*?)\n\}", source, re.S):
         fields, pending = [], ""
@@ -92,6 +92,8 @@ def bridge_schema(source):
         structs[name] = ("deny_unknown_fields" in attrs, fields)
 
     def schema(rust_type):
+        if m := re.fullmatch(r"BTreeMap<String, (.+)>", rust_type):
+            return {"type": "object", "additionalProperties": schema(m[1])}
         if m := re.fullmatch(r"(Option|Vec)<(.+)>", rust_type):
             return schema(m[2]) if m[1] == "Option" else {"type": "array", "items": schema(m[2])}
         if rust_type == "String":

@@ -1,7 +1,7 @@
 //! The bridge's configuration: a TOML file (`kafka-bridge.toml` at the project root is the
 //! application's), with the deployment-specific values overridable from the environment.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
@@ -53,6 +53,11 @@ pub struct KafkaConfig {
     /// Topics the bridge creates at start-up and the only ones components may produce to.
     #[serde(rename = "topic")]
     pub topics: Vec<Topic>,
+    /// librdkafka properties for every client the bridge makes, over its own: what a cluster
+    /// needs (`security.protocol`, `sasl.mechanisms`, `ssl.ca.location`, ...) or tuning
+    /// (`compression.type`, `linger.ms`). An unknown property stops the bridge at start-up.
+    #[serde(default)]
+    pub client: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -122,7 +122,7 @@ impl ConsumerContext for BridgeContext {
     }
 }
 
-/// Settings every client shares.
+/// Settings every client shares, then the configuration's `[kafka.client]`.
 pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
@@ -135,6 +135,9 @@ pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
             "reconnect.backoff.max.ms",
             RECONNECT_BACKOFF_MAX.as_millis().to_string(),
         );
+    for (key, value) in &kafka.client {
+        config.set(key, value);
+    }
     config
 }
 

@@ -144,12 +144,21 @@ async fn a_transaction_left_open_is_rolled_back_before_the_connection_is_reused(
     let app = app();
     let host = app.start(&[], &[]);
     let (_, json) = get_json(&host, "/open-transaction").await;
-    assert_eq!(json["ok"], "left open", "{json}");
-    // Later requests reuse the pooled connection; the uncommitted row must never show up.
+    assert_eq!(json["ok"]["state"], "left open", "{json}");
+    let open_on = json["ok"]["pid"].clone();
+    // Later requests get the pooled connection again (the same server process): the
+    // uncommitted row must never show up.
+    let mut reused = 0;
     for _ in 0..5 {
         let (_, json) = get_json(&host, "/count").await;
-        assert_eq!(json["ok"]["rows"][0][0], "DbValue::Int64(0)", "{json}");
+        let row = &json["ok"]["rows"][0];
+        assert_eq!(row[0], "DbValue::Int64(0)", "{json}");
+        reused += usize::from(row[1] == open_on);
     }
+    assert!(
+        reused > 0,
+        "no later request ran on the connection left in a transaction ({open_on})"
+    );
 }
 
 #[tokio::test]

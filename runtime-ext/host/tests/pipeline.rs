@@ -279,6 +279,16 @@ async fn mongodb_down_pauses_the_consumer_without_committing_then_it_catches_up_
     let host = &pipeline.host;
     assert_eq!(buy(host, "bo", "warmup", json!(1)).await.0, 201);
     purchases_when(host, "warmup", 1).await;
+    let group = ("purchase-consumer-group", "purchases");
+    // At the end of every partition that has messages.
+    let at_end = |offsets: &[(i64, i64)]| offsets.iter().all(|(at, end)| at == end || *end == 0);
+    // Delivered, so committed.
+    let caught_up = eventually(Duration::from_secs(10), "the warm-up committed", || async {
+        let offsets = pipeline.offsets(group.0, group.1);
+        at_end(&offsets).then_some(offsets)
+    })
+    .await;
+    assert!(caught_up.iter().any(|(at, _)| *at > 0), "{caught_up:?}");
 
     pipeline.mongo.stop();
     let mut ids = HashSet::new();
@@ -291,7 +301,7 @@ async fn mongodb_down_pauses_the_consumer_without_committing_then_it_catches_up_
     assert_eq!(status, 503, "{body}");
     let (status, _) = get_json(host, "/customer-management-api/health").await;
     assert_eq!(status, 503);
-    let bridge = &mut pipeline.bridge;
+    let bridge = &pipeline.bridge;
     eventually(
         Duration::from_secs(30),
         "deliveries refused as unavailable",
@@ -303,7 +313,18 @@ async fn mongodb_down_pauses_the_consumer_without_committing_then_it_catches_up_
         },
     )
     .await;
-    // Nothing was committed: a new bridge process gets the same messages again.
+    // Nothing was committed while the component refused, so a new bridge process gets the same
+    // messages again.
+    let during = pipeline.offsets(group.0, group.1);
+    let committed = |offsets: &[(i64, i64)]| offsets.iter().map(|(at, _)| *at).collect::<Vec<_>>();
+    assert_eq!(
+        committed(&during),
+        committed(&caught_up),
+        "committed while refused"
+    );
+    let waiting: i64 = during.iter().map(|(at, end)| end - at.max(&0)).sum();
+    assert_eq!(waiting, 20, "{during:?}");
+    let bridge = &mut pipeline.bridge;
     bridge.restart();
     tokio::time::sleep(Duration::from_secs(2)).await;
     pipeline.mongo.start();
@@ -331,6 +352,19 @@ async fn mongodb_down_pauses_the_consumer_without_committing_then_it_catches_up_
         0.0,
         "an unavailable dependency is not the messages' fault"
     );
+    // Once stored, committed: the group is at the end again, and the bridge's lag is 0.
+    eventually(
+        Duration::from_secs(10),
+        "the outage's messages committed",
+        || async { at_end(&pipeline.offsets(group.0, group.1)).then_some(()) },
+    )
+    .await;
+    let health = format!("{}/health", pipeline.bridge.base);
+    eventually(Duration::from_secs(10), "no lag reported", || async {
+        let report: Value = reqwest::get(&health).await.ok()?.json().await.ok()?;
+        (report["subscriptions"][0]["lag"] == 0).then_some(())
+    })
+    .await;
 }
 
 /// A Kafka client of the test's own, on the pipeline's broker.

@@ -105,8 +105,12 @@ pub async fn run(
                 batch = next_batch(&consumer, &delivery.subscription) => {
                     let settled = delivery.process(&batch).await;
                     // The last commit before leaving the group must be done when it leaves.
-                    let mode = if stopping.is_cancelled() { CommitMode::Sync } else { CommitMode::Async };
-                    commit(&consumer, &delivery.subscription.topic, &next_offsets(&batch, &settled), mode);
+                    let mode = match stopping.is_cancelled() {
+                        true => CommitMode::Sync,
+                        false => CommitMode::Async,
+                    };
+                    let offsets = next_offsets(&batch, &settled);
+                    commit(&consumer, &delivery.subscription.topic, &offsets, mode);
                 }
             }
         }

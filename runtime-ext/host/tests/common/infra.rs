@@ -471,6 +471,35 @@ impl Pipeline {
     }
 }
 
+impl Pipeline {
+    /// Per partition of `topic`: the offset `group` has committed (-1 for none) and the
+    /// partition's end, read by a client of the test's own that never joins the group.
+    pub fn offsets(&self, group: &str, topic: &str) -> Vec<(i64, i64)> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let reader: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", self.broker.address())
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let timeout = Duration::from_secs(5);
+        let metadata = reader.fetch_metadata(Some(topic), timeout).unwrap();
+        let partitions = metadata.topics()[0].partitions().len() as i32;
+        let mut list = rdkafka::TopicPartitionList::new();
+        for partition in 0..partitions {
+            list.add_partition(topic, partition);
+        }
+        let committed = reader.committed_offsets(list, timeout).unwrap();
+        (0..partitions)
+            .map(|partition| {
+                let at = committed.find_partition(topic, partition).unwrap().offset();
+                let (_, end) = reader.fetch_watermarks(topic, partition, timeout).unwrap();
+                (at.to_raw().unwrap_or(-1), end)
+            })
+            .collect()
+    }
+}
+
 /// Polls `check` every 50 ms until it returns `Some`, or panics after `timeout` with `what`.
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
 where

@@ -10,8 +10,6 @@ use std::time::{Duration, Instant};
 
 use common::infra::{Options, Pipeline, eventually};
 use common::post;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
 use serde_json::{Value, json};
 
 /// How long a purchase may take from `201` to visible when nothing goes wrong.
@@ -66,37 +64,6 @@ async fn stored_when(
         ready(&ids).then_some(ids)
     })
     .await
-}
-
-/// Messages of `topic` from its start, read by a client of the test's own, until `count` or
-/// `within` has passed.
-fn read_topic(
-    pipeline: &Pipeline,
-    topic: &str,
-    count: usize,
-    within: Duration,
-) -> Vec<(Vec<u8>, String)> {
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", pipeline.broker.address())
-        .set("group.id", format!("reader-{}", std::process::id()))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
-    let mut messages = Vec::new();
-    let deadline = Instant::now() + within;
-    while messages.len() < count && Instant::now() < deadline {
-        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
-            let reason = message
-                .headers()
-                .and_then(|h| h.iter().find(|h| h.key == "dead-letter-reason"))
-                .and_then(|h| h.value)
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-                .unwrap_or_default();
-            messages.push((message.payload().unwrap_or_default().to_vec(), reason));
-        }
-    }
-    messages
 }
 
 /// Buys for `userid` in a loop until `stop` is set; returns the ids acknowledged with 201.
@@ -299,12 +266,7 @@ async fn an_event_postgresql_refuses_is_dead_lettered_and_later_events_are_store
         },
     )
     .await;
-    let dead = read_topic(
-        &pipeline,
-        "simple-time-events.dead-letter",
-        1,
-        Duration::from_secs(30),
-    );
+    let dead = pipeline.read_topic("simple-time-events.dead-letter", 1, Duration::from_secs(30));
     assert_eq!(dead.len(), 1, "{dead:?}");
     let (payload, reason) = &dead[0];
     assert!(
@@ -470,12 +432,8 @@ async fn a_collection_the_bridge_does_not_serve_pauses_deliveries_and_dead_lette
         0.0
     );
     assert!(
-        read_topic(
-            &pipeline,
-            "purchases.dead-letter",
-            1,
-            Duration::from_secs(3)
-        )
-        .is_empty()
+        pipeline
+            .read_topic("purchases.dead-letter", 1, Duration::from_secs(3))
+            .is_empty()
     );
 }

@@ -169,6 +169,8 @@ pub struct Bridge {
     pub base: String,
     pub port: u16,
     config: PathBuf,
+    /// Its `KAFKA_BRIDGE_SECRET`: [`SECRET`] unless a test changes it.
+    secret: String,
     process: Option<Process>,
     pub log: PathBuf,
 }
@@ -246,6 +248,7 @@ impl Bridge {
             base: format!("http://127.0.0.1:{port}"),
             port,
             config: path,
+            secret: SECRET.into(),
             process: None,
             log: dir.join("kafka-bridge.log"),
         };
@@ -267,6 +270,12 @@ impl Bridge {
         self.restart();
     }
 
+    /// Restarts the bridge with `secret` as its `KAFKA_BRIDGE_SECRET`.
+    pub fn restart_with_secret(&mut self, secret: &str) {
+        self.secret = secret.into();
+        self.restart();
+    }
+
     /// (Re)starts the bridge and waits until it serves.
     pub fn restart(&mut self) {
         self.process = None;
@@ -280,7 +289,7 @@ impl Bridge {
         command
             .arg("--config")
             .arg(&self.config)
-            .env("KAFKA_BRIDGE_SECRET", SECRET)
+            .env("KAFKA_BRIDGE_SECRET", &self.secret)
             .env("RUST_LOG", "info,rdkafka=warn");
         let log = std::fs::File::create(&self.log).unwrap();
         let mut child = command
@@ -366,7 +375,7 @@ impl Bridge {
     pub async fn call(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
         let response = super::client()
             .post(format!("{}{path}", self.base))
-            .bearer_auth(SECRET)
+            .bearer_auth(&self.secret)
             .json(&body)
             .send()
             .await
@@ -472,6 +481,39 @@ impl Pipeline {
 }
 
 impl Pipeline {
+    /// Messages of `topic` from its start, with their `dead-letter-reason` header (empty when
+    /// absent), read until there are `count` or `within` has passed.
+    pub fn read_topic(
+        &self,
+        topic: &str,
+        count: usize,
+        within: Duration,
+    ) -> Vec<(Vec<u8>, String)> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        use rdkafka::message::{Headers, Message};
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", self.broker.address())
+            .set("group.id", format!("reader-{}", free_port()))
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .unwrap();
+        consumer.subscribe(&[topic]).unwrap();
+        let mut messages = Vec::new();
+        let deadline = Instant::now() + within;
+        while messages.len() < count && Instant::now() < deadline {
+            if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
+                let reason = message
+                    .headers()
+                    .and_then(|h| h.iter().find(|h| h.key == "dead-letter-reason"))
+                    .and_then(|h| h.value)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+                    .unwrap_or_default();
+                messages.push((message.payload().unwrap_or_default().to_vec(), reason));
+            }
+        }
+        messages
+    }
+
     /// Per partition of `topic`: the offset `group` has committed (-1 for none) and the
     /// partition's end, read by a client of the test's own that never joins the group.
     pub fn offsets(&self, group: &str, topic: &str) -> Vec<(i64, i64)> {

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Host, client, pg_port, promtool_check, start, workspace_root};
+use common::{Host, client, exposition, pg_port, promtool_check, start, workspace_root};
 use serde_json::Value;
 
 /// A W3C `traceparent` from a caller outside the app.
@@ -68,16 +68,18 @@ async fn scrape(host: &Host, path: &str) -> String {
     text
 }
 
-/// Scrapes `path` until its exposition contains every one of `expected` (samples reach the
-/// store just after their responses), and returns it.
+/// Scrapes `path` until its exposition shows every one of `expected`, and returns it. An
+/// expected `# ...` line must be there as it is; any other is a sample, `name{labels} value`,
+/// whose series must have exactly that value (parsed: `} 1` does not match `} 10`). Without a
+/// name, `{labels} value` asks for some series with at least those labels and that value.
 async fn scrape_containing(host: &Host, path: &str, expected: &[&str]) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let text = scrape(host, path).await;
-        if expected.iter().all(|e| text.contains(e)) {
+        let missing: Vec<_> = expected.iter().filter(|e| !shows(&text, e)).collect();
+        if missing.is_empty() {
             return text;
         }
-        let missing: Vec<_> = expected.iter().filter(|e| !text.contains(*e)).collect();
         assert!(
             std::time::Instant::now() < deadline,
             "{path} never showed {missing:?}:\n{text}"
@@ -86,11 +88,32 @@ async fn scrape_containing(host: &Host, path: &str, expected: &[&str]) -> String
     }
 }
 
-/// The value of the sample `series` (name and labels exactly as exposed), 0 if absent.
-fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .map_or(0.0, |value| value.parse().unwrap())
+fn shows(text: &str, expected: &str) -> bool {
+    if expected.starts_with('#') {
+        return text.lines().any(|line| line == expected);
+    }
+    let want = &exposition::parse(expected)[0];
+    let labels: Vec<(&str, &str)> = want
+        .labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    if want.name.is_empty() {
+        let samples = exposition::parse(text);
+        return exposition::matching_labels(&samples, &labels).any(|s| s.value == want.value);
+    }
+    exposition::value(text, &want.name, &labels) == Some(want.value)
+}
+
+/// The value of `series` (`name{labels}`, exactly as exposed); `None` when it is not exposed.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    let want = &exposition::parse(&format!("{series} 0"))[0];
+    let labels: Vec<(&str, &str)> = want
+        .labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    exposition::value(text, &want.name, &labels)
 }
 
 #[tokio::test]
@@ -102,7 +125,8 @@ async fn request_counters_are_exact_under_concurrency() {
         r#"catalogue_http_requests_total{method="GET",endpoint="get_product",status="404"}"#;
     let count =
         r#"catalogue_http_request_duration_seconds_count{method="GET",endpoint="get_products"}"#;
-    assert_eq!(sample(&before, ok), 0.0, "{before}");
+    // Nothing counted yet: the series is not there, or 0.
+    assert!(matches!(sample(&before, ok), None | Some(0.0)), "{before}");
 
     const FOUND: usize = 200;
     const NOT_FOUND: usize = 60;
@@ -124,20 +148,20 @@ async fn request_counters_are_exact_under_concurrency() {
     // last of them, then check nothing more arrives.
     eventually("every request counted", || async {
         let text = scrape(&host, "/catalogue/metrics").await;
-        (sample(&text, ok) >= FOUND as f64 && sample(&text, missing) >= NOT_FOUND as f64)
-            .then_some(())
+        let at_least = |series, n: usize| sample(&text, series).is_some_and(|v| v >= n as f64);
+        (at_least(ok, FOUND) && at_least(missing, NOT_FOUND)).then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let after = scrape(&host, "/catalogue/metrics").await;
-    assert_eq!(sample(&after, ok), FOUND as f64, "{after}");
-    assert_eq!(sample(&after, missing), NOT_FOUND as f64, "{after}");
-    assert_eq!(sample(&after, count), FOUND as f64, "{after}");
+    assert_eq!(sample(&after, ok), Some(FOUND as f64), "{after}");
+    assert_eq!(sample(&after, missing), Some(NOT_FOUND as f64), "{after}");
+    assert_eq!(sample(&after, count), Some(FOUND as f64), "{after}");
     let inf = r#"catalogue_http_request_duration_seconds_bucket{method="GET",endpoint="get_products",le="+Inf"}"#;
-    assert_eq!(sample(&after, inf), FOUND as f64, "{after}");
+    assert_eq!(sample(&after, inf), Some(FOUND as f64), "{after}");
     let sum =
         r#"catalogue_http_request_duration_seconds_sum{method="GET",endpoint="get_products"}"#;
-    assert!(sample(&after, sum) > 0.0, "{after}");
+    assert!(sample(&after, sum).is_some_and(|v| v > 0.0), "{after}");
     // Scrapes are not counted; the gauges are measured at scrape time.
     assert!(!after.contains(r#"endpoint="metrics""#), "{after}");
     let products: Vec<Value> = serde_json::from_str(
@@ -147,9 +171,9 @@ async fn request_counters_are_exact_under_concurrency() {
     .unwrap();
     assert_eq!(
         sample(&after, "catalogue_products_total"),
-        products.len() as f64
+        Some(products.len() as f64)
     );
-    assert_eq!(sample(&after, "catalogue_db_connection_status"), 0.0);
+    assert_eq!(sample(&after, "catalogue_db_connection_status"), Some(0.0));
 }
 
 #[tokio::test]
@@ -201,7 +225,7 @@ async fn every_component_exposes_valid_metrics_with_the_seed_names() {
         scrape_containing(
             &host,
             &format!("/{component}/metrics"),
-            &[r#"path="/health/live",status="200"} 1"#],
+            &[r#"{path="/health/live",status="200"} 1"#],
         )
         .await;
     }
@@ -420,4 +444,29 @@ async fn concurrent_requests_each_pass_on_their_own_span() {
         })
         .await;
     }
+}
+
+#[test]
+fn the_exposition_parser_reads_escaped_labels_and_tells_1_from_10() {
+    let text = "# HELP x y\nx_total{path=\"/a,b\",q=\"say \\\"hi\\\"\"} 10\nx_total{path=\"/c\"} 1\nup 1\nh_bucket{le=\"+Inf\"} 3\n";
+    assert_eq!(
+        exposition::value(text, "x_total", &[("path", "/c")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        exposition::value(text, "x_total", &[("path", "/a,b"), ("q", "say \"hi\"")]),
+        Some(10.0)
+    );
+    assert_eq!(
+        exposition::value(text, "x_total", &[("path", "/a,b")]),
+        None,
+        "exact labels"
+    );
+    assert_eq!(exposition::sum(text, "x_total", &[]), Some(11.0));
+    assert_eq!(exposition::sum(text, "y_total", &[]), None);
+    assert_eq!(exposition::value(text, "up", &[]), Some(1.0));
+    assert_eq!(
+        exposition::value(text, "h_bucket", &[("le", "+Inf")]),
+        Some(3.0)
+    );
 }

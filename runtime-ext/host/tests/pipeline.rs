@@ -192,11 +192,15 @@ async fn bad_purchases_get_the_seed_messages_and_are_not_published() {
             "{body}: {answer}"
         );
     }
-    let published = pipeline
-        .bridge
-        .metric("kafka_bridge_produce_total", &["topic=\"purchases\""])
-        .await;
-    assert_eq!(published, 0.0, "a rejected purchase reached Kafka");
+    let published = || {
+        pipeline
+            .bridge
+            .metric("kafka_bridge_produce_total", &[("topic", "purchases")])
+    };
+    assert_eq!(published().await, 0.0, "a rejected purchase reached Kafka");
+    // The counter does move: a valid purchase is counted.
+    assert_eq!(buy(host, "ok", "counted", json!(1)).await.0, 201);
+    assert_eq!(published().await, 1.0);
 }
 
 #[tokio::test]
@@ -307,7 +311,10 @@ async fn mongodb_down_pauses_the_consumer_without_committing_then_it_catches_up_
         "deliveries refused as unavailable",
         || async {
             let refused = bridge
-                .metric("kafka_bridge_deliveries_total", &["result=\"unavailable\""])
+                .metric(
+                    "kafka_bridge_deliveries_total",
+                    &[("result", "unavailable")],
+                )
                 .await;
             (refused > 0.0).then_some(())
         },
@@ -352,6 +359,17 @@ async fn mongodb_down_pauses_the_consumer_without_committing_then_it_catches_up_
         0.0,
         "an unavailable dependency is not the messages' fault"
     );
+    // The counter does move: a payload that is not JSON is dead-lettered at once.
+    let producer: BaseProducer = kafka_config(&pipeline).create().unwrap();
+    let record = BaseRecord::to("purchases").key("x").payload("not json");
+    producer.send(record).map_err(|(e, _)| e).unwrap();
+    producer.flush(Duration::from_secs(10)).unwrap();
+    let bridge = &pipeline.bridge;
+    eventually(Duration::from_secs(30), "a dead letter counted", || async {
+        let dead = bridge.metric("kafka_bridge_dead_lettered_total", &[]).await;
+        (dead == 1.0).then_some(())
+    })
+    .await;
     // Once stored, committed: the group is at the end again, and the bridge's lag is 0.
     eventually(
         Duration::from_secs(10),
@@ -624,7 +642,10 @@ async fn a_wrong_secret_pauses_deliveries_instead_of_dead_lettering_them() {
     let bridge = &pipeline.bridge;
     eventually(Duration::from_secs(30), "refused deliveries", || async {
         let refused = bridge
-            .metric("kafka_bridge_deliveries_total", &["result=\"unavailable\""])
+            .metric(
+                "kafka_bridge_deliveries_total",
+                &[("result", "unavailable")],
+            )
             .await;
         (refused >= 3.0).then_some(())
     })

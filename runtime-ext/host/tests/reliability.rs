@@ -191,15 +191,16 @@ async fn a_subscription_without_partitions_while_messages_wait_fails_readiness()
     );
     assert!(purchases["lag"].as_i64().unwrap() >= 1, "{report}");
     let bridge = &pipeline.bridge;
+    let stuck = [
+        ("condition", "stuck"),
+        ("group", "purchase-consumer-group"),
+        ("topic", "purchases"),
+    ];
     eventually(Duration::from_secs(10), "the stuck gauge", || async {
-        let metrics = bridge.metrics().await;
-        metrics
-            .lines()
-            .any(|line| {
-                line == "kafka_bridge_subscription_condition{condition=\"stuck\",\
-                     group=\"purchase-consumer-group\",topic=\"purchases\"} 1"
-            })
-            .then_some(())
+        let stuck = bridge
+            .metric("kafka_bridge_subscription_condition", &stuck)
+            .await;
+        (stuck == 1.0).then_some(())
     })
     .await;
 
@@ -421,14 +422,22 @@ async fn a_collection_the_bridge_does_not_serve_pauses_deliveries_and_dead_lette
         "several refused deliveries",
         || async {
             let refused = bridge
-                .metric("kafka_bridge_deliveries_total", &["result=\"unavailable\""])
+                .metric(
+                    "kafka_bridge_deliveries_total",
+                    &[("result", "unavailable")],
+                )
                 .await;
             (refused >= 4.0).then_some(())
         },
     )
     .await;
     assert_eq!(
-        bridge.metric("kafka_bridge_dead_lettered_total", &[]).await,
+        bridge
+            .metric(
+                "kafka_bridge_dead_lettered_total",
+                &[("group", "purchase-consumer-group")]
+            )
+            .await,
         0.0
     );
     assert!(

@@ -61,6 +61,7 @@ pub struct Bridge {
 impl Bridge {
     pub async fn new(config: Config) -> anyhow::Result<Arc<Self>> {
         let metrics = Arc::new(Metrics::new());
+        metrics.initialize(&config);
         let brokers = Arc::new(BrokerState::default());
         let context = BridgeContext {
             metrics: metrics.clone(),

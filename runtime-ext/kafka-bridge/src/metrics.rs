@@ -143,6 +143,25 @@ impl Metrics {
         }
     }
 
+    /// Exposes every counter series the configuration implies at 0, so that a dashboard's rate
+    /// and a test's "stays 0" see a series from the start rather than none.
+    pub fn initialize(&self, config: &crate::config::Config) {
+        for topic in &config.kafka.topics {
+            for result in ["acked", "queued", "failed", "unavailable", "rejected"] {
+                self.produced.with_label_values(&[&topic.name, result]);
+            }
+        }
+        for subscription in &config.subscriptions {
+            let labels = [subscription.group.as_str(), subscription.topic.as_str()];
+            for result in ["ok", "unavailable", "rejected"] {
+                self.deliveries
+                    .with_label_values(&[labels[0], labels[1], result]);
+            }
+            self.retries.with_label_values(&labels);
+            self.dead_lettered.with_label_values(&labels);
+        }
+    }
+
     /// A subscription's health, as gauges.
     pub fn record_subscription(&self, report: &Report) {
         let labels = [report.group.as_str(), report.topic.as_str()];

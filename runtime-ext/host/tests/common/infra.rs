@@ -361,14 +361,12 @@ impl Bridge {
             .unwrap()
     }
 
-    /// The sum of a metric's samples whose labels contain every one of `labels`.
-    pub async fn metric(&self, name: &str, labels: &[&str]) -> f64 {
-        self.metrics()
-            .await
-            .lines()
-            .filter(|line| line.starts_with(name) && labels.iter().all(|l| line.contains(l)))
-            .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
-            .sum()
+    /// The sum of the series of `name` whose labels include `labels`; panics when the bridge
+    /// exposes no such series (a "stays 0" check must not pass on a missing one).
+    pub async fn metric(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let text = self.metrics().await;
+        super::exposition::sum(&text, name, labels)
+            .unwrap_or_else(|| panic!("the bridge exposes no {name} with {labels:?}:\n{text}"))
     }
 
     /// Calls the bridge's API with the shared secret.

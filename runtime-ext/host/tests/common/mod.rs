@@ -2,6 +2,7 @@
 
 #![allow(dead_code)] // Each test binary uses its own subset of these helpers.
 
+pub mod exposition;
 pub mod infra;
 
 use std::io::{BufRead, BufReader, Write};

@@ -187,10 +187,11 @@ def validate_schemas(files, problems):
                     problems.append(f"{name}: {label}{at(error)}: {error.message}")
 
 
-def schema_drift(problems):
-    """schemas/ against the upstream CRDs, where they are here: the same properties, required
-    fields and types at every level the upstream CRD spells out."""
-    _, own, _ = crd_schemas()
+def schema_drift(problems, own=None):
+    """schemas/ (or `own`, the same by kind) against the upstream CRDs, where they are here: the
+    same properties, required fields and types at every level the upstream CRD spells out."""
+    if own is None:
+        _, own, _ = crd_schemas()
 
     def deref(node, root):
         while "$ref" in node and node["$ref"].startswith("#/$defs/"):
@@ -916,6 +917,29 @@ def self_test(files, app, baseline):
     return passed, failed
 
 
+def drift_self_test():
+    """The drift check finds a property dropped from schemas/spinapp.json and a type changed:
+    (passed, failures), or None without the upstream CRDs to compare with."""
+    if not UPSTREAM_CRDS.exists():
+        return None
+    _, own, _ = crd_schemas()
+    passed, failed = 0, []
+    key = ("core.spinkube.dev/v1alpha1", "SpinApp")
+    for name, expected, mutate in [
+        ("a property dropped", "the CRD has replicas", lambda spec: spec["properties"].pop("replicas")),
+        ("a type changed", "type integer where the CRD has boolean", lambda spec: spec["properties"]["enableAutoscaling"].update({"type": "integer"})),
+    ]:
+        broken = copy.deepcopy(own)
+        mutate(broken[key]["properties"]["spec"])
+        problems = []
+        schema_drift(problems, broken)
+        if any(expected in p for p in problems):
+            passed += 1
+        else:
+            failed.append(f"drift self-test {name!r}: expected {expected!r}, got {problems or 'none'}")
+    return passed, failed
+
+
 def main():
     try:
         files, app = load_manifests(), load_app()
@@ -933,6 +957,11 @@ def main():
     for problem in problems:
         print(f"  PROBLEM {problem}")
     passed, failed = self_test(files, app, problems)
+    drift = drift_self_test()
+    if drift is None:
+        print(f"  SKIPPED the drift check and its self-tests: no upstream CRDs in {UPSTREAM_CRDS}")
+    else:
+        passed, failed = passed + drift[0], failed + drift[1]
     for failure in failed:
         print(f"  FAILED {failure}")
     print(f"{len(problems)} problem(s)")

@@ -30,22 +30,29 @@ target/mongo-venv/bin/secantusd-py --host 127.0.0.1 --port "$mongo_port" --stora
 SPIN_VARIABLE_KAFKA_BRIDGE_ADDRESS="127.0.0.1:$bridge_port" SPIN_VARIABLE_KAFKA_BRIDGE_SECRET="$secret" \
 SPIN_VARIABLE_TIME_EVENTS_DB_PORT="${PGPORT:-5432}" \
     target/release/spinyard up --listen "127.0.0.1:$app_port" > "$work/spinyard.log" 2>&1 &
-for _ in $(seq 1 600); do
-    curl -sf "http://127.0.0.1:$app_port/customer-web-server/health" >/dev/null && break
-    sleep 0.1
-done
+# wait_for WHAT LOG COMMAND…: polls COMMAND for a minute; fails loudly with LOG's tail.
+wait_for() {
+    local what="$1" log="$2"; shift 2
+    for _ in $(seq 1 600); do
+        "$@" && return
+        sleep 0.1
+    done
+    echo "$what did not come up within 60 s:" >&2; tail -n 30 "$log" >&2; exit 1
+}
+wait_for "spinyard" "$work/spinyard.log" \
+    curl -sf -o /dev/null "http://127.0.0.1:$app_port/customer-web-server/health"
 KAFKA_BROKERS="127.0.0.1:$kafka_port" MONGODB_URI="mongodb://127.0.0.1:$mongo_port" \
 KAFKA_BRIDGE_LISTEN="127.0.0.1:$bridge_port" KAFKA_BRIDGE_COMPONENTS_URL="http://127.0.0.1:$app_port" \
 KAFKA_BRIDGE_SECRET="$secret" RUST_LOG=warn \
     target/release/kafka-bridge --config kafka-bridge.toml > "$work/bridge.log" 2>&1 &
-for _ in $(seq 1 600); do
-    curl -sf "http://127.0.0.1:$bridge_port/health" | grep -q '"kafka":"UP"' && break
-    sleep 0.1
-done
+bridge_up() { curl -sf "http://127.0.0.1:$bridge_port/health" | grep -q '"kafka":"UP"'; }
+wait_for "the kafka-bridge (with Kafka)" "$work/bridge.log" bridge_up
 sleep 3  # the subscriptions join their consumer groups
 
 target/release/kafka-pipeline-bench --app "http://127.0.0.1:$app_port" \
     --bridge "http://127.0.0.1:$bridge_port" --secret "$secret" --brokers "127.0.0.1:$kafka_port" \
     --seconds "$seconds" --rate "$rate"
 echo "bridge metrics:"
-curl -s "http://127.0.0.1:$bridge_port/metrics" | grep -E '^kafka_bridge_((dead_lettered|retries|deliveries)_total|delivery_latency_seconds_(sum|count))' || true
+curl -sf "http://127.0.0.1:$bridge_port/metrics" |
+    grep -E '^kafka_bridge_((dead_lettered|retries|deliveries)_total|delivery_latency_seconds_(sum|count))' ||
+    { echo "the bridge's metrics are missing" >&2; exit 1; }

@@ -21,7 +21,9 @@
 # How to read it: the machine is shared and noisy, so absolute req/s move from run to run; the
 # ratios between rows of one endpoint (measured within seconds of each other) are what matters.
 # vs_flask above 1 is faster than Flask; vs_native is the share of native Rust's throughput.
-# non2xx should be 0 everywhere (socket errors are reported under the row).
+# req/s counts 2xx answers only. A row with non-2xx answers or socket errors is flagged, and the
+# script then ends with a summary and exit status 1: a figure that measured failures is not a
+# figure.
 #
 # Environment:
 #   SPINYARD_BIN   the host to run (default target/release/spinyard, built by this script)
@@ -146,16 +148,18 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"name": "bench item", "price": 9.99, "category": "bench"}'
 LUA
 
-# measure [wrk flags…] URL → "req/s p50_ms p99_ms non2xx socket_errors", after a 1 s warm-up.
+# measure [wrk flags…] URL → "2xx/s p50_ms p99_ms non2xx socket_errors", after a 1 s warm-up.
 measure() {
     wrk -t2 -c32 -d1s "$@" >/dev/null 2>&1 || true
     wrk -t2 -c32 -d"${duration}s" --latency "$@" > "$work/wrk.out" 2>&1 ||
         { echo "wrk failed on ${*: -1}:" >&2; cat "$work/wrk.out" >&2; exit 1; }
     awk '
         function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-        /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) } /^Requests\/sec/ { rps = $2 }
+        /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) }
+        / requests in / { total = $1; secs = $4; sub(/s,?$/, "", secs) }
         /Non-2xx/ { bad = $NF } /Socket errors/ { gsub(",", ""); errors = $4 + $6 + $8 + $10 }
-        END { printf "%.0f %.2f %.2f %d %d\n", rps, p50, p99, bad, errors }' "$work/wrk.out"
+        END { rate = 0; if (secs > 0) rate = (total - bad) / secs
+              printf "%.0f %.2f %.2f %d %d\n", rate, p50, p99, bad, errors }' "$work/wrk.out"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2fx", a / b; else printf "-" }'; }
 row() {  # TARGET "req/s p50 p99 non2xx errors" RATIO…
@@ -164,7 +168,12 @@ row() {  # TARGET "req/s p50 p99 non2xx errors" RATIO…
     printf ' %9s' "$@"
     printf '\n'
     [ "$errors" = 0 ] || printf '%-40s %s socket errors (connect, read, write, timeout)\n' "" "$errors"
+    if [ "$bad" != 0 ] || [ "$errors" != 0 ] || [ "$rps" = 0 ]; then
+        failed+=("$target")
+        printf '%-40s FAILED: non-2xx answers, socket errors or nothing answered\n' ""
+    fi
 }
+failed=()
 
 # pg_endpoint METHOD PATH: the three servers one after another, then their rows.
 pg_endpoint() {
@@ -212,3 +221,7 @@ for entry in "spinyard (db mode) $app_db_pid" "native-pg $native_pg_pid"; do
         END { printf "%-40s VmRSS %.1f MiB, VmHWM %.1f MiB\n", name, rss / 1024, hwm / 1024 }' "/proc/${entry##* }/status"
 done
 echo "spinyard (db mode) logged $(wc -l < "$work/app-db.log") lines"
+if [ "${#failed[@]}" -gt 0 ]; then
+    echo "FAILED: ${#failed[@]} measurement(s) had failed requests: ${failed[*]}" >&2
+    exit 1
+fi

@@ -27,8 +27,8 @@ struct Cli {
 enum Command {
     /// Build, start what the app depends on, and serve the app (the default).
     Up(UpArgs),
-    /// Prepare this machine for the tests: the wasm target, Debian's PostgreSQL and
-    /// python3-venv, tansu and SecantusDB.
+    /// Prepare this machine for the tests: the wasm target, Debian's PostgreSQL, python3-venv
+    /// and Redis, tansu and SecantusDB.
     Setup,
     /// Start the local PostgreSQL unless one answers on 127.0.0.1:$PGPORT (it keeps running;
     /// `cargo dev stop` stops it), then `db`.
@@ -87,6 +87,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 postgres: true,
                 mongodb: true,
                 bridge_build: true,
+                redis: true,
             };
             setup::packages(&project, needs).await?;
             setup::tansu(&project).await?;

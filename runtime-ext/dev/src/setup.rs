@@ -1,7 +1,7 @@
 //! What a fresh machine lacks, found and fixed before any long build: the wasm target, the
-//! Debian packages the local services need, and the two servers the tests and local
-//! development start: tansu (a Kafka-protocol broker, from crates.io) and SecantusDB (a
-//! MongoDB-wire server, from PyPI), both installed into `target/`.
+//! Debian packages the local services need (and Redis, which only the tests start), and the
+//! two servers the tests and local development start: tansu (a Kafka-protocol broker, from
+//! crates.io) and SecantusDB (a MongoDB-wire server, from PyPI), both installed into `target/`.
 
 use std::path::Path;
 use std::time::Duration;
@@ -56,6 +56,8 @@ pub struct Needs {
     pub mongodb: bool,
     /// librdkafka is built from source with the bridge.
     pub bridge_build: bool,
+    /// The tests' Redis key-value store (`type = "redis"` in a runtime config).
+    pub redis: bool,
 }
 
 /// A Debian package and why it is needed.
@@ -84,6 +86,12 @@ pub async fn packages(project: &Project, needs: Needs) -> anyhow::Result<()> {
         missing.push(Package {
             name: "python3-venv",
             why: "installing SecantusDB, the local MongoDB-wire server",
+        });
+    }
+    if needs.redis && !has_command("redis-server").await {
+        missing.push(Package {
+            name: "redis-server",
+            why: "the tests' Redis key-value store",
         });
     }
     if missing.is_empty() {

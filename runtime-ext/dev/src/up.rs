@@ -139,6 +139,7 @@ fn needs(plan: &Plan, options: &Options, built: bool) -> Needs {
         postgres: plan.postgres == Source::Local,
         mongodb: plan.mongodb == Some(Source::Local),
         bridge_build: options.build && !built,
+        redis: false,
     }
 }
 

@@ -164,6 +164,25 @@ pub fn mongo() -> (Server, tempfile::TempDir) {
     (server, storage)
 }
 
+/// Debian's `redis-server` (`cargo dev setup` installs it), in memory only.
+pub fn redis() -> Server {
+    let port = free_port();
+    assert!(
+        Path::new("/usr/bin/redis-server").exists(),
+        "redis-server is missing: run `cargo dev setup` (scripts/test.sh does)"
+    );
+    Server::new(
+        "redis",
+        port,
+        Box::new(move || {
+            let mut command = Command::new("/usr/bin/redis-server");
+            command.args(["--bind", "127.0.0.1", "--port", &port.to_string()]);
+            command.args(["--save", "", "--appendonly", "no"]);
+            command
+        }),
+    )
+}
+
 /// The kafka-bridge binary with a configuration written for the test.
 pub struct Bridge {
     pub base: String,

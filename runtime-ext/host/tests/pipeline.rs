@@ -88,6 +88,52 @@ async fn seed_walkthrough_three_buys_other_users_and_unknown_user() {
         (status, health),
         (200, json!({ "status": "healthy", "mongodb": "connected" }))
     );
+
+    // The bridge's own: a valid exposition, and a health report naming each subscription.
+    common::promtool_check(&pipeline.bridge.metrics().await);
+    let report: Value = reqwest::get(format!("{}/health/ready", pipeline.bridge.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            &report["status"],
+            &report["ready"],
+            &report["kafka"],
+            &report["mongodb"]
+        ),
+        (
+            &json!("healthy"),
+            &json!(true),
+            &json!("UP"),
+            &json!("connected")
+        ),
+        "{report}"
+    );
+    let subscriptions = report["subscriptions"].as_array().unwrap();
+    let groups: Vec<&str> = subscriptions
+        .iter()
+        .map(|s| s["group"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        groups,
+        ["purchase-consumer-group", "simple-time-group"],
+        "{report}"
+    );
+    let purchases = &subscriptions[0];
+    assert_eq!(purchases["topic"], "purchases");
+    assert_eq!(purchases["condition"], "ok");
+    assert_eq!(
+        purchases["assigned_partitions"],
+        json!([0, 1, 2]),
+        "{report}"
+    );
+    assert!(
+        purchases["seconds_since_progress"].as_f64().is_some(),
+        "{report}"
+    );
 }
 
 #[tokio::test]

@@ -167,6 +167,10 @@ pub async fn produce(
         .with_label_values(&[&topic])
         .observe(started.elapsed().as_secs_f64());
     counter("acked").inc_by(results.len() as u64);
+    if !results.is_empty() {
+        // An acknowledgement is the best evidence: no need to wait for the next statistics.
+        bridge.brokers.set(true, &bridge.metrics);
+    }
     if let Some(error) = failure {
         let failed = request.messages.len() - results.len();
         counter("failed").inc_by(failed as u64);

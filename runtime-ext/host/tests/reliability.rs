@@ -446,3 +446,36 @@ async fn a_collection_the_bridge_does_not_serve_pauses_deliveries_and_dead_lette
             .is_empty()
     );
 }
+
+/// A message that fits Kafka's limit alone but not with the dead-letter headers added is
+/// dead-lettered without its payload, keeping its origin and reasons.
+#[tokio::test]
+async fn an_oversized_poison_message_is_dead_lettered_without_its_payload() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let pipeline = Pipeline::start();
+    // librdkafka's default message.max.bytes is 1,000,000: this fits, with the few bytes a
+    // record adds, and the dead-letter headers push it over.
+    let payload = vec![b'x'; 999_900];
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", pipeline.broker.address())
+        .create()
+        .unwrap();
+    producer
+        .send(BaseRecord::to("purchases").key("huge").payload(&payload))
+        .map_err(|(e, _)| e)
+        .unwrap();
+    producer.flush(Duration::from_secs(10)).unwrap();
+    let dead = pipeline.read_topic("purchases.dead-letter", 1, Duration::from_secs(60));
+    assert_eq!(dead.len(), 1, "nothing dead-lettered");
+    let (payload, reason) = &dead[0];
+    assert!(payload.is_empty(), "{} bytes kept", payload.len());
+    assert!(reason.starts_with("the payload is not JSON"), "{reason}");
+    assert!(reason.contains("payload omitted"), "{reason}");
+    // And the subscription goes on.
+    let (status, body) = buy(&pipeline.host.base, "after-huge", None).await;
+    assert_eq!(status, 201, "{body}");
+    stored_when(&pipeline.host.base, "after-huge", VISIBLE_WITHIN, |ids| {
+        ids.len() == 1
+    })
+    .await;
+}

@@ -498,8 +498,8 @@ impl Pipeline {
 }
 
 impl Pipeline {
-    /// Messages of `topic` from its start, with their `dead-letter-reason` header (empty when
-    /// absent), read until there are `count` or `within` has passed.
+    /// Messages of `topic` from its start, with their `dead-letter-reason` headers (joined by
+    /// "; ", empty when absent), read until there are `count` or `within` has passed.
     pub fn read_topic(
         &self,
         topic: &str,
@@ -519,12 +519,15 @@ impl Pipeline {
         let deadline = Instant::now() + within;
         while messages.len() < count && Instant::now() < deadline {
             if let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) {
-                let reason = message
+                let reasons: Vec<String> = message
                     .headers()
-                    .and_then(|h| h.iter().find(|h| h.key == "dead-letter-reason"))
-                    .and_then(|h| h.value)
+                    .into_iter()
+                    .flat_map(|h| h.iter())
+                    .filter(|h| h.key == "dead-letter-reason")
+                    .filter_map(|h| h.value)
                     .map(|v| String::from_utf8_lossy(v).into_owned())
-                    .unwrap_or_default();
+                    .collect();
+                let reason = reasons.join("; ");
                 messages.push((message.payload().unwrap_or_default().to_vec(), reason));
             }
         }

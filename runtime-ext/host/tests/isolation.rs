@@ -125,7 +125,7 @@ async fn oversized_body_is_refused() {
     // Without a Content-Length (chunked), the limit holds while streaming.
     let chunks = futures::stream::iter((0..100).map(|_| Ok::<_, std::io::Error>(vec![b'y'; 1024])));
     // The guest's body read fails with the size error, which the fixture answers as a 400; or,
-    // racing that answer, the client is still writing when the host closes the connection.
+    // racing that answer, the host closes the connection while the client is still busy with it.
     let streamed = client
         .post(&url)
         .body(reqwest::Body::wrap_stream(chunks))
@@ -137,9 +137,18 @@ async fn oversized_body_is_refused() {
             let error = response.text().await.unwrap();
             assert!(error.contains("HttpRequestBodySize"), "{error}");
         }
+        // The host closed the connection: while the client was writing, or before the client
+        // read the whole answer. Not a timeout, and the host serves on (below).
         Err(error) => {
             let cause = format!("{error:?}");
-            assert!(error.is_request() && cause.contains("BodyWrite"), "{cause}");
+            let closed = [
+                "BodyWrite",
+                "IncompleteMessage",
+                "ConnectionReset",
+                "BrokenPipe",
+            ];
+            assert!(!error.is_timeout(), "{cause}");
+            assert!(closed.iter().any(|c| cause.contains(c)), "{cause}");
         }
     }
     // And the host serves on.

@@ -159,15 +159,12 @@ async fn oversized_body_is_refused() {
     );
 }
 
-#[tokio::test]
-async fn sigterm_lets_in_flight_requests_finish() {
+/// Sends SIGTERM while a request to `path` is in flight: it must still be answered, with 200
+/// and `body`, and the host must then exit cleanly.
+async fn sigterm_while_serving(path: &str, body: &str) {
     let app = AppDir::new(&manifest());
     let mut host = app.start(&[], &[]);
-    let in_flight = tokio::spawn(
-        common::client()
-            .get(format!("{}/faulty/sleep", host.base))
-            .send(),
-    );
+    let in_flight = tokio::spawn(common::client().get(format!("{}{path}", host.base)).send());
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     host.terminate();
     let response = in_flight
@@ -175,36 +172,23 @@ async fn sigterm_lets_in_flight_requests_finish() {
         .unwrap()
         .expect("the in-flight request is answered");
     assert_eq!(response.status(), 200);
-    assert_eq!(response.text().await.unwrap(), "slept\n");
+    assert_eq!(response.text().await.unwrap(), body);
     let status = host
         .wait_exit(std::time::Duration::from_secs(10))
         .expect("the host exits");
     assert!(status.success(), "{status}");
 }
 
+#[tokio::test]
+async fn sigterm_lets_in_flight_requests_finish() {
+    sigterm_while_serving("/faulty/sleep", "slept\n").await;
+}
+
 /// A request in flight at SIGTERM may still call another component: chained calls do not go
 /// through the listener that stopped accepting.
 #[tokio::test]
 async fn sigterm_lets_in_flight_requests_make_their_chained_calls() {
-    let app = AppDir::new(&manifest());
-    let mut host = app.start(&[], &[]);
-    let in_flight = tokio::spawn(
-        common::client()
-            .get(format!("{}/faulty/sleep-then-chain", host.base))
-            .send(),
-    );
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    host.terminate();
-    let response = in_flight
-        .await
-        .unwrap()
-        .expect("the in-flight request is answered");
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.text().await.unwrap(), "chained: 200 OK\n");
-    let status = host
-        .wait_exit(std::time::Duration::from_secs(10))
-        .expect("the host exits");
-    assert!(status.success(), "{status}");
+    sigterm_while_serving("/faulty/sleep-then-chain", "chained: 200 OK\n").await;
 }
 
 #[tokio::test]

@@ -352,20 +352,7 @@ async fn mongodb_down_pauses_the_consumer_without_committing_then_it_catches_up_
     let (status, _) = get_json(host, "/customer-management-api/health").await;
     assert_eq!(status, 503);
     let bridge = &pipeline.bridge;
-    eventually(
-        Duration::from_secs(30),
-        "deliveries refused as unavailable",
-        || async {
-            let refused = bridge
-                .metric(
-                    "kafka_bridge_deliveries_total",
-                    &[("result", "unavailable")],
-                )
-                .await;
-            (refused > 0.0).then_some(())
-        },
-    )
-    .await;
+    bridge.refused_deliveries(1.0).await;
     // Nothing was committed while the component refused, so a new bridge process gets the same
     // messages again.
     let during = pipeline.offsets(group.0, group.1);
@@ -686,16 +673,7 @@ async fn a_wrong_secret_pauses_deliveries_instead_of_dead_lettering_them() {
         .await;
     assert_eq!(status, 200);
     let bridge = &pipeline.bridge;
-    eventually(Duration::from_secs(30), "refused deliveries", || async {
-        let refused = bridge
-            .metric(
-                "kafka_bridge_deliveries_total",
-                &[("result", "unavailable")],
-            )
-            .await;
-        (refused >= 3.0).then_some(())
-    })
-    .await;
+    bridge.refused_deliveries(3.0).await;
     let dead = pipeline.read_topic("purchases.dead-letter", 1, Duration::from_secs(3));
     assert!(dead.is_empty(), "dead-lettered: {dead:?}");
     // The deployment fixed (the bridge given the app's secret), the waiting purchase arrives.

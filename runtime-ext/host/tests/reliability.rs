@@ -417,20 +417,7 @@ async fn a_collection_the_bridge_does_not_serve_pauses_deliveries_and_dead_lette
     assert!(reason.starts_with("503"), "{reason}");
     assert!(reason.contains("not served by this bridge"), "{reason}");
     let bridge = &pipeline.bridge;
-    eventually(
-        Duration::from_secs(30),
-        "several refused deliveries",
-        || async {
-            let refused = bridge
-                .metric(
-                    "kafka_bridge_deliveries_total",
-                    &[("result", "unavailable")],
-                )
-                .await;
-            (refused >= 4.0).then_some(())
-        },
-    )
-    .await;
+    bridge.refused_deliveries(4.0).await;
     assert_eq!(
         bridge
             .metric(

@@ -388,6 +388,21 @@ impl Bridge {
             .unwrap_or_else(|| panic!("the bridge exposes no {name} with {labels:?}:\n{text}"))
     }
 
+    /// Waits until the bridge has counted at least `count` deliveries its components refused as
+    /// unavailable (the subscriptions paused).
+    pub async fn refused_deliveries(&self, count: f64) {
+        eventually(Duration::from_secs(30), "refused deliveries", || async {
+            let refused = self
+                .metric(
+                    "kafka_bridge_deliveries_total",
+                    &[("result", "unavailable")],
+                )
+                .await;
+            (refused >= count).then_some(())
+        })
+        .await;
+    }
+
     /// Calls the bridge's API with the shared secret.
     pub async fn call(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
         let response = super::client()

@@ -3,8 +3,8 @@
 
 1. Every document of deploy/spinkube/*.yaml against its schema, strictly (unknown fields are
    errors): Kubernetes' own for built-in kinds (the kubernetes-validate package), schemas/*.json
-   for SpinApp, SpinAppExecutor and ScaledObject (and, when ../shared/schemas/spinkube is there,
-   the upstream SpinKube CRDs too, with a drift check of schemas/ against them).
+   for SpinApp, SpinAppExecutor and ScaledObject, and the upstream SpinKube CRDs in
+   schemas/upstream/, with a drift check of schemas/ against them.
 2. The manifests against the app: SpinApp components, variables and chaining targets against
    spin.toml; probe, Ingress and bridge delivery paths against spin.toml's routes; Secret and
    ConfigMap keys, Services, autoscaler targets and the bridges' kafka-bridge.toml (against the
@@ -28,7 +28,7 @@ from referencing import Registry, Resource
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-UPSTREAM_CRDS = ROOT.parent / "shared" / "schemas" / "spinkube"
+UPSTREAM_CRDS = HERE / "schemas" / "upstream"
 K8S_VERSION = "1.33.0"
 NAMESPACE = "spinyard"
 CLUSTER_SCOPED = {"Namespace", "RuntimeClass"}
@@ -137,8 +137,6 @@ def upstream_schema(kind):
     """The upstream CRD's openAPIV3Schema as JSON schema: objects with properties closed, as the
     API server prunes and (with strict field validation) rejects unknown fields."""
     path = UPSTREAM_CRDS / UPSTREAM_FILES[kind]
-    if not path.exists():
-        return None
 
     def close(node):
         if isinstance(node, dict):
@@ -172,7 +170,7 @@ def validate_schemas(files, problems):
             schemas = []
             if key in own:
                 schemas.append(("", own[key]))
-                if upstream.get(key[1]):
+                if key[1] in upstream:
                     schemas.append(("upstream CRD: ", upstream[key[1]]))
             else:
                 group_version = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", str(key[0]))
@@ -188,8 +186,7 @@ def validate_schemas(files, problems):
 
 
 def schema_drift(problems, own=None):
-    """schemas/ (or `own`, the same by kind) against the upstream CRDs, where they are here: the
-    same properties, required fields and types at every level the upstream CRD spells out."""
+    """schemas/ (or `own`, the same by kind) against the upstream CRDs: the same properties, required fields and types at every level the upstream CRD spells out."""
     if own is None:
         _, own, _ = crd_schemas()
 
@@ -223,8 +220,8 @@ def schema_drift(problems, own=None):
             compare(mine["items"], theirs["items"], f"{path}[]", root)
 
     for (_, kind), schema in own.items():
-        if kind in UPSTREAM_FILES and (theirs := upstream_schema(kind)):
-            compare(schema, theirs, kind, schema)
+        if kind in UPSTREAM_FILES:
+            compare(schema, upstream_schema(kind), kind, schema)
 
 
 # --- the manifests against the app and each other ----------------------------------------------
@@ -919,9 +916,7 @@ def self_test(files, app, baseline):
 
 def drift_self_test():
     """The drift check finds a property dropped from schemas/spinapp.json and a type changed:
-    (passed, failures), or None without the upstream CRDs to compare with."""
-    if not UPSTREAM_CRDS.exists():
-        return None
+    (passed, failures)."""
     _, own, _ = crd_schemas()
     passed, failed = 0, []
     key = ("core.spinkube.dev/v1alpha1", "SpinApp")
@@ -941,6 +936,11 @@ def drift_self_test():
 
 
 def main():
+    # Without the upstream CRDs a third of the checks would silently not run.
+    missing = [name for name in UPSTREAM_FILES.values() if not (UPSTREAM_CRDS / name).is_file()]
+    if missing:
+        print(f"  PROBLEM the upstream SpinKube CRDs {missing} are missing from {UPSTREAM_CRDS}")
+        return 1
     try:
         files, app = load_manifests(), load_app()
     except (yaml.YAMLError, tomllib.TOMLDecodeError, OSError) as error:
@@ -949,19 +949,15 @@ def main():
     problems = check(files, app)
     schema_drift(problems)
     documents = sum(len(d) for f, d in files.items() if f != "kustomization.yaml")
-    upstream = "and the upstream SpinKube CRDs" if UPSTREAM_CRDS.exists() else "(no upstream SpinKube CRDs here)"
     print(
         f"deploy/spinkube: {documents} documents in {len(files) - 1} files;",
-        f"Kubernetes {K8S_VERSION}, schemas/ {upstream}",
+        f"Kubernetes {K8S_VERSION}, schemas/ and the upstream SpinKube CRDs",
     )
     for problem in problems:
         print(f"  PROBLEM {problem}")
     passed, failed = self_test(files, app, problems)
     drift = drift_self_test()
-    if drift is None:
-        print(f"  SKIPPED the drift check and its self-tests: no upstream CRDs in {UPSTREAM_CRDS}")
-    else:
-        passed, failed = passed + drift[0], failed + drift[1]
+    passed, failed = passed + drift[0], failed + drift[1]
     for failure in failed:
         print(f"  FAILED {failure}")
     print(f"{len(problems)} problem(s)")

@@ -466,3 +466,101 @@ async fn an_oversized_poison_message_is_dead_lettered_without_its_payload() {
     })
     .await;
 }
+
+/// A bridge killed part-way through a batch: the component has stored some of the batch's rows
+/// (its requests) and is blocked on the rest (a lock held on `custom_events`) when the bridge
+/// dies. Nothing of that batch was committed, so the next bridge delivers it again, and every
+/// event ends up stored exactly once.
+#[tokio::test]
+async fn a_bridge_killed_part_way_through_a_batch_redelivers_it_and_stores_each_event_once() {
+    let mut pipeline = Pipeline::start();
+    let base = pipeline.host.base.clone();
+    let agent = format!("part-way-{}-{base}", std::process::id());
+    let group = ("simple-time-group", "simple-time-events");
+    let at_end = |offsets: &[(i64, i64)]| offsets.iter().all(|(at, end)| at == end || *end == 0);
+    let (db, connection) = tokio_postgres::connect(
+        &format!(
+            "host=127.0.0.1 port={} user=timeservice password=timeservice dbname=time_events",
+            common::pg_port()
+        ),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let count = |statement: &'static str| {
+        let (db, agent) = (&db, agent.clone());
+        async move {
+            let row = db.query_one(statement, &[&agent]).await.unwrap();
+            row.get::<_, i64>(0)
+        }
+    };
+    const CUSTOM: &str = "SELECT count(*) FROM custom_events WHERE data->>'marker' = $1";
+    const REQUESTS: &str = "SELECT count(*) FROM http_requests WHERE user_agent = $1";
+
+    // The lock is held by a second session, in a transaction left open.
+    let (locker, connection) = tokio_postgres::connect(
+        &format!(
+            "host=127.0.0.1 port={} user=timeservice password=timeservice dbname=time_events",
+            common::pg_port()
+        ),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    locker
+        .batch_execute("BEGIN; LOCK TABLE custom_events IN EXCLUSIVE MODE")
+        .await
+        .unwrap();
+
+    const EVENTS: i64 = 5;
+    for _ in 0..EVENTS {
+        let response = common::client()
+            .post(format!("{base}/kafka/publish"))
+            .header("user-agent", &agent)
+            .header("content-type", "application/json")
+            .body(json!({ "event_type": "part-way", "data": { "marker": agent } }).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    // Part-way: the first batch's requests are stored, and the insert of its custom events waits
+    // (with the batches behind it).
+    eventually(VISIBLE_WITHIN, "the batch's requests stored", || async {
+        (count(REQUESTS).await >= 1).then_some(())
+    })
+    .await;
+    eventually(Duration::from_secs(10), "the insert blocked", || async {
+        let waiting = db
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO custom_events%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0);
+        (waiting >= 1).then_some(())
+    })
+    .await;
+    assert_eq!(count(CUSTOM).await, 0);
+    assert!(
+        !at_end(&pipeline.offsets(group.0, group.1)),
+        "committed before stored"
+    );
+
+    pipeline.bridge.stop();
+    locker.batch_execute("COMMIT").await.unwrap();
+    pipeline.bridge.restart();
+
+    eventually(
+        VISIBLE_WITHIN,
+        "the batch delivered again and committed",
+        || async { at_end(&pipeline.offsets(group.0, group.1)).then_some(()) },
+    )
+    .await;
+    assert_eq!(count(CUSTOM).await, EVENTS, "each custom event once");
+    assert_eq!(count(REQUESTS).await, EVENTS, "each request once");
+}

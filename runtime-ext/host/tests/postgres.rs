@@ -235,3 +235,46 @@ async fn an_unreachable_database_is_a_quick_connection_failure() {
     );
     assert!(error.contains("onnection refused"), "{error}");
 }
+
+/// Every address the driver would dial is checked, `hostaddr` included: with a permitted `host`
+/// and a `hostaddr` elsewhere, and with `hostaddr` alone, nothing is dialled.
+#[tokio::test]
+async fn hostaddr_is_checked_against_allowed_outbound_hosts_too() {
+    let app = app();
+    let host = app.start(&[], &[]);
+    let port = pg_port();
+    let connect = |address: String| {
+        let url = format!("{}/connect", host.base);
+        async move {
+            let response = common::client()
+                .get(url)
+                .header("x-address", address)
+                .send()
+                .await
+                .unwrap();
+            response.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    for address in [
+        format!("postgres://postgres:postgres@127.0.0.1:{port}/postgres?hostaddr=10.255.255.1"),
+        format!("host=127.0.0.1 hostaddr=10.255.255.1 port={port} user=postgres dbname=postgres"),
+        format!("hostaddr=10.255.255.1 port={port} user=postgres dbname=postgres"),
+    ] {
+        let started = std::time::Instant::now();
+        let json = connect(address.clone()).await;
+        assert_eq!(
+            json["error"],
+            format!(
+                r#"PgError(Error::ConnectionFailed("address postgres://10.255.255.1:{port} is not permitted"))"#
+            ),
+            "{address}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
+    // A `hostaddr` that is permitted still connects.
+    let json = connect(format!(
+        "postgres://postgres:postgres@127.0.0.1:{port}/postgres?hostaddr=127.0.0.1&sslmode=disable"
+    ))
+    .await;
+    assert!(json["error"].is_null(), "{json}");
+}

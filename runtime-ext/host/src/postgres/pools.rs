@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime, Timeouts};
 use tokio_postgres::NoTls;
+use tokio_postgres::config::Host;
 
 /// Clients per address; requests beyond it wait up to [`CHECKOUT_TIMEOUT`].
 const POOL_SIZE: usize = 64;
@@ -158,23 +159,28 @@ impl Pools {
     }
 }
 
-/// The driver's configuration of `address`, and the hosts and ports it dials.
+/// The driver's configuration of `address`, and every host and port it may dial: each `host`
+/// and each `hostaddr` (which the driver dials instead of the `host` at its position, or
+/// alone), so that an allow-list check of the endpoints covers what is actually dialled.
 fn parse(address: &str) -> anyhow::Result<(tokio_postgres::Config, Arc<[Endpoint]>)> {
     let config = address
         .parse::<tokio_postgres::Config>()
         .context("invalid address")?;
     let ports = config.get_ports();
-    let endpoints = config
-        .get_hosts()
-        .iter()
-        .enumerate()
+    // Ports pair with hosts by position; a single port applies to every host.
+    let port = |index: usize| {
+        ports
+            .get(index)
+            .or(ports.first().filter(|_| ports.len() == 1))
+            .copied()
+    };
+    let hosts = config.get_hosts().iter().cloned().enumerate();
+    let addresses = config.get_hostaddrs().iter().enumerate();
+    let endpoints = hosts
+        .chain(addresses.map(|(index, ip)| (index, Host::Tcp(ip.to_string()))))
         .map(|(index, host)| Endpoint {
-            host: host.clone(),
-            // Ports pair with hosts by position; a single port applies to every host.
-            port: ports
-                .get(index)
-                .or(ports.first().filter(|_| ports.len() == 1))
-                .copied(),
+            host,
+            port: port(index),
         })
         .collect();
     Ok((config, endpoints))

@@ -297,8 +297,14 @@ impl Component {
             bail!("field `source`: must name a .wasm file");
         }
         for host in &self.allowed_outbound_hosts {
-            crate::outbound::AllowedHost::parse(host)
-                .with_context(|| format!("field `allowed_outbound_hosts`: `{host}`"))?;
+            let context = || format!("field `allowed_outbound_hosts`: `{host}`");
+            // An entry with templates is parsed once they are resolved, when the app loads.
+            if crate::variables::template_references(host)
+                .with_context(context)?
+                .is_empty()
+            {
+                crate::outbound::AllowedHost::parse(host).with_context(context)?;
+            }
         }
         for label in &self.key_value_stores {
             if label.is_empty() {

@@ -3,7 +3,9 @@
 //! Grammar (Spin's): `scheme://host[:port]`, where `scheme` may be `*`; `host` is a name,
 //! an IP, `*`, `*.suffix`, or `self` (this app); `port` is a number, a half-open range `a..b`, or `*`.
 //! A missing port means the scheme's well-known port. `{{ var }}` templates are resolved
-//! against application variables before parsing.
+//! against application variables before parsing, once: a `{{` or `}}` left afterwards came from a
+//! variable's value and is refused, never read as "anything". IPv6 literals (`[::1]`) compare as
+//! addresses, however they are written.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -77,14 +79,12 @@ pub fn default_port(scheme: &str) -> Option<u16> {
 }
 
 impl AllowedHost {
+    /// Parses an entry whose templates have been resolved.
     pub fn parse(entry: &str) -> anyhow::Result<Self> {
-        if entry.contains("{{") {
-            // Templates are checked again once resolved; their shape is all we can see here.
-            return Ok(Self {
-                scheme: None,
-                host: HostPattern::Any,
-                port: PortPattern::Any,
-            });
+        if entry.contains("{{") || entry.contains("}}") {
+            bail!(
+                "`{{{{` or `}}}}` after the app's variables were substituted: a variable's value cannot itself be a template"
+            );
         }
         let Some((scheme, rest)) = entry.split_once("://") else {
             bail!("missing a scheme: write e.g. `https://{entry}`");
@@ -107,7 +107,7 @@ impl AllowedHost {
             name if name.contains('*') => {
                 bail!("`*` may only stand alone or as the first label of a host")
             }
-            name => HostPattern::Exact(name.to_ascii_lowercase()),
+            name => HostPattern::Exact(canonical_host(name)),
         };
         let port = match port {
             Some("*") => PortPattern::Any,
@@ -141,7 +141,7 @@ impl AllowedHost {
             .scheme
             .as_deref()
             .is_none_or(|allowed| allowed == scheme);
-        let host = host.to_ascii_lowercase();
+        let host = canonical_host(host);
         let host_ok = match &self.host {
             HostPattern::Any => true,
             HostPattern::Exact(name) => *name == host,
@@ -155,6 +155,19 @@ impl AllowedHost {
             PortPattern::Range(low, high) => (low..=high).contains(&port),
         };
         scheme_ok && host_ok && port_ok
+    }
+}
+
+/// A host as compared: a name in lower case; an IP address in its canonical form, without the
+/// brackets a URL puts around an IPv6 literal.
+fn canonical_host(host: &str) -> String {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.to_string(),
+        Err(_) => host.to_ascii_lowercase(),
     }
 }
 
@@ -439,6 +452,30 @@ mod tests {
         assert!(!allowed.allows("http", "127.0.0.1", Some(8100)));
         assert!(allowed.allows("postgres", "db", None));
         assert!(!allowed.allows("postgres", "db", Some(5433)));
+    }
+
+    #[test]
+    fn ipv6_literals_match_however_written() {
+        let allowed = hosts(&["http://[::1]:8080", "postgres://[2001:db8::0:1]"]);
+        assert!(allowed.allows("http", "[::1]", Some(8080)), "a URL's host");
+        assert!(
+            allowed.allows("http", "::1", Some(8080)),
+            "a socket address's"
+        );
+        assert!(allowed.allows("http", "[0:0::1]", Some(8080)));
+        assert!(!allowed.allows("http", "[::2]", Some(8080)));
+        assert!(allowed.allows("postgres", "2001:db8::1", None));
+    }
+
+    #[test]
+    fn a_template_left_after_rendering_is_refused() {
+        for entry in ["https://{{x}}", "*://{{ host }}:*", "http://a}}"] {
+            let message = format!("{:#}", AllowedHost::parse(entry).unwrap_err());
+            assert!(
+                message.contains("cannot itself be a template"),
+                "{entry}: {message}"
+            );
+        }
     }
 
     #[test]

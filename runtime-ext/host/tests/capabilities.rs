@@ -157,7 +157,12 @@ token = "{{{{ api_token }}}}"
 }
 
 fn inspect_app() -> AppDir {
-    let app = AppDir::new(&inspect_manifest());
+    inspect_app_from(&inspect_manifest())
+}
+
+/// The inspect app's directory, with the files its manifest names, for `manifest`.
+fn inspect_app_from(manifest: &str) -> AppDir {
+    let app = AppDir::new(manifest);
     std::fs::create_dir_all(app.path().join("static")).unwrap();
     std::fs::write(app.path().join("static/hello.txt"), "hi from a file").unwrap();
     std::fs::create_dir_all(app.path().join("config")).unwrap();
@@ -237,6 +242,26 @@ fn manifest_error_names_component_and_field() {
     assert!(stderr.contains("component `inspect`"), "{stderr}");
     assert!(stderr.contains("allowed_outbound_hosts"), "{stderr}");
     assert!(stderr.contains("missing a scheme"), "{stderr}");
+}
+
+/// A variable's value is data, never a template: one that contains `{{x}}` does not turn the
+/// entry it fills into "anything"; the app does not start, and says why.
+#[test]
+fn a_variable_holding_a_template_opens_no_destination() {
+    let app = inspect_app_from(&inspect_manifest().replace(
+        "environment =",
+        "allowed_outbound_hosts = [\"https://{{ greeting }}\"]\nenvironment =",
+    ));
+    let stderr = start_failure(
+        &app.manifest(),
+        &[
+            ("SPIN_VARIABLE_API_TOKEN", "t"),
+            ("SPIN_VARIABLE_GREETING", "{{x}}"),
+        ],
+    );
+    assert!(stderr.contains("allowed_outbound_hosts"), "{stderr}");
+    assert!(stderr.contains("https://{{x}}"), "{stderr}");
+    assert!(stderr.contains("cannot itself be a template"), "{stderr}");
 }
 
 #[test]

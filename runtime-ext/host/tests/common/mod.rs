@@ -181,12 +181,24 @@ pub fn start(manifest: &Path, args: &[&str], env: &[(&str, &str)]) -> Host {
 
 /// Runs the host expecting it to refuse to start; returns its stderr.
 pub fn start_failure(manifest: &Path, env: &[(&str, &str)]) -> String {
-    let output = command(manifest, &[], env)
-        .output()
+    let mut child = command(manifest, &[], env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("running spinyard");
+    // A host that starts serves until killed: give it a deadline instead of hanging the test.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("spinyard started although it should not have");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
     assert!(
         !output.status.success(),
-        "spinyard started although it should not have"
+        "spinyard exited successfully although it should have failed"
     );
     String::from_utf8_lossy(&output.stderr).into_owned()
 }

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 cargo dev setup
 cargo dev postgres
 wasm_build=(cargo build --target wasm32-wasip2 --release)
-"${wasm_build[@]}" --workspace --exclude spinyard --exclude kafka-bridge --exclude spinyard-dev --exclude spinyard-migrate --exclude native-baseline --exclude native-pg-baseline --exclude kafka-pipeline-bench \
+"${wasm_build[@]}" --workspace --exclude spinyard --exclude kafka-bridge --exclude spinyard-listener --exclude spinyard-dev --exclude spinyard-migrate --exclude native-baseline --exclude native-pg-baseline --exclude kafka-pipeline-bench \
     --exclude fixture-unsupported
 # Built alone so that its extra spin-sdk feature (sqlite) does not leak into the other components.
 "${wasm_build[@]}" -p fixture-unsupported
@@ -29,7 +29,7 @@ scripts/deploy-check.sh  # the SpinKube manifests (deploy/spinkube), offline
 # Pure logic of the guest crates (validation, configuration layers), natively.
 cargo test -p guest-kit -p catalogue -p business-logic -p customer-web-server \
     -p customer-management-api -p time-service
-cargo test -p kafka-bridge
+cargo test -p kafka-bridge -p spinyard-listener
 cargo build -p kafka-bridge  # the pipeline tests start the binary
 # Three tests at a time: each pipeline test starts its own broker, MongoDB server, bridge and host,
 # and nine such sets at once on two cores starve them (see issue 4's note).

@@ -38,7 +38,7 @@ enum Command {
         components: Vec<String>,
     },
     /// Serve the application, like `spin up`.
-    Up(UpArgs),
+    Up(Box<UpArgs>),
     /// Apply a directory of versioned SQL migrations (`db/<database>/`) to one database.
     Migrate {
         /// The database, e.g. `postgres://user:password@127.0.0.1:5432/appdb`.
@@ -87,6 +87,13 @@ struct UpArgs {
     /// Component instances alive at once, across all components.
     #[arg(long, default_value_t = 1000)]
     max_instances: u32,
+    /// The longest a client may take to send a request's headers, counted from when the
+    /// connection waits for one: also how long a kept-alive connection may stay idle.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    header_read_timeout: Duration,
+    /// Client connections open at once; more wait to be accepted.
+    #[arg(long, default_value_t = 4096)]
+    max_connections: usize,
     /// Where compiled components are cached.
     #[arg(long, env = "SPINYARD_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
@@ -127,7 +134,7 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn up(args: UpArgs) -> anyhow::Result<()> {
+async fn up(args: Box<UpArgs>) -> anyhow::Result<()> {
     let app = App::load(&args.from)?;
     if args.build {
         spinyard::build::build(&app, &[])?;
@@ -147,7 +154,12 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         max_instances: args.max_instances,
     };
     let runtime = AppRuntime::load(&app, options, listener.local_addr()?).await?;
-    spinyard::server::serve(runtime, listener).await
+    let limits = spinyard_listener::Limits {
+        header_read_timeout: args.header_read_timeout,
+        max_connections: args.max_connections,
+        ..Default::default()
+    };
+    spinyard::server::serve(runtime, listener, limits).await
 }
 
 /// The reuse flags over Spin's defaults.

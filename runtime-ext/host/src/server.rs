@@ -1,5 +1,5 @@
-//! The HTTP listener: accepts connections, hands each request to the app, and drains
-//! in-flight requests on SIGINT/SIGTERM.
+//! The HTTP trigger's server: hands each request the listener (`spinyard-listener`: timeouts,
+//! connection cap) accepts to the app, and drains in-flight requests on SIGINT/SIGTERM.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use spinyard_listener::Limits;
 use tokio::net::TcpListener;
 use wasmtime_wasi_http::Error as HttpError;
 
@@ -20,8 +18,13 @@ use crate::app::AppRuntime;
 /// after which the pod is killed.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
-/// Serves `app` on `listener` until SIGINT or SIGTERM, then lets in-flight requests finish.
-pub async fn serve(app: Arc<AppRuntime>, listener: TcpListener) -> anyhow::Result<()> {
+/// Serves `app` on `listener` within `limits` until SIGINT or SIGTERM, then lets in-flight
+/// requests finish.
+pub async fn serve(
+    app: Arc<AppRuntime>,
+    listener: TcpListener,
+    limits: Limits,
+) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     println!("\nServing http://{local}");
     println!("Available Routes:");
@@ -37,48 +40,23 @@ pub async fn serve(app: Arc<AppRuntime>, listener: TcpListener) -> anyhow::Resul
         );
     }
 
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let graceful = GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown_signal());
-    loop {
-        let (stream, client) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!("accept failed: {error}");
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
+    let service = |client| {
         let app = app.clone();
-        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let app = app.clone();
             async move {
                 let request = request.map(|body| body.map_err(HttpError::from).boxed_unsync());
                 Ok::<_, Infallible>(app.handle(request, client).await)
             }
-        });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%client, "connection ended: {error}");
-            }
-        });
-    }
-    tracing::info!("shutting down; waiting for in-flight requests");
-    drop(listener);
-    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
-    if tokio::time::timeout_at(deadline, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("in-flight requests still running after {SHUTDOWN_GRACE:?}; exiting anyway");
-    }
+        })
+    };
+    let limits = Limits {
+        drain: SHUTDOWN_GRACE,
+        ..limits
+    };
+    let began = spinyard_listener::serve(listener, limits, service, shutdown_signal()).await;
+    tracing::info!("in-flight requests done; stopping the instances");
+    let deadline = began + SHUTDOWN_GRACE;
     app.shutdown(deadline.saturating_duration_since(tokio::time::Instant::now()))
         .await;
     Ok(())

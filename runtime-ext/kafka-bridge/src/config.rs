@@ -28,6 +28,13 @@ pub struct Config {
     /// orchestrator's grace period (Kubernetes: 30 s by default).
     #[serde(default = "default_shutdown_grace_ms")]
     pub shutdown_grace_ms: u64,
+    /// The longest a client may take to send a request's headers, counted from when the
+    /// connection waits for one (so also how long a kept-alive connection may idle).
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    /// Client connections open at once; more wait to be accepted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
     pub kafka: KafkaConfig,
     #[serde(default)]
     pub mongodb: MongoConfig,
@@ -165,6 +172,15 @@ impl Config {
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)
     }
+
+    /// The API listener's limits.
+    pub fn listener_limits(&self) -> spinyard_listener::Limits {
+        spinyard_listener::Limits {
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+            max_connections: self.max_connections,
+            drain: self.shutdown_grace(),
+        }
+    }
 }
 
 fn default_listen() -> String {
@@ -175,6 +191,12 @@ fn default_components_url() -> String {
 }
 fn default_shutdown_grace_ms() -> u64 {
     20_000
+}
+fn default_header_read_timeout_ms() -> u64 {
+    10_000
+}
+fn default_max_connections() -> usize {
+    1024
 }
 fn default_write_concern_w() -> String {
     "majority".into()

@@ -13,6 +13,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use hyper_util::service::TowerToHyperService;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
@@ -50,16 +51,18 @@ pub fn router(bridge: Arc<Bridge>) -> Router {
         .with_state(bridge)
 }
 
-/// Serves until `stop` completes, then finishes the requests in progress.
+/// Serves until `stop` completes, then finishes the requests in progress: on
+/// `spinyard-listener`, for its header-read timeout and connection cap.
 pub async fn serve(
     bridge: Arc<Bridge>,
     listener: tokio::net::TcpListener,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     tracing::info!(address = %listener.local_addr()?, "kafka-bridge listening");
-    axum::serve(listener, router(bridge))
-        .with_graceful_shutdown(stop)
-        .await?;
+    let limits = bridge.config.listener_limits();
+    let router = router(bridge);
+    let service = |_| TowerToHyperService::new(router.clone());
+    spinyard_listener::serve(listener, limits, service, stop).await;
     Ok(())
 }
 

@@ -278,3 +278,70 @@ async fn hostaddr_is_checked_against_allowed_outbound_hosts_too() {
     .await;
     assert!(json["error"].is_null(), "{json}");
 }
+
+/// A statement whose instance is abandoned at the request deadline does not run on in
+/// PostgreSQL: the host cancels it.
+#[tokio::test]
+async fn an_abandoned_statement_is_cancelled_in_postgresql() {
+    let app = app();
+    let host = app.start(&["--request-timeout", "1s"], &[]);
+    let (status, _) = common::get(&host, "/sleep").await;
+    assert_eq!(status, 504);
+    let (client, connection) = tokio_postgres::connect(
+        &format!(
+            "host=127.0.0.1 port={} user=postgres password=postgres dbname=postgres",
+            pg_port()
+        ),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let running = || async {
+        client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' \
+                 AND query LIKE '%fixture-pg abandoned%' AND pid <> pg_backend_pid()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while running().await > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the abandoned pg_sleep(20) still runs in PostgreSQL"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// A result larger than the host buffers for a guest (100 rows of 1 MiB) is refused with a
+/// clear error, and the host's memory does not grow by the result's size.
+#[tokio::test]
+async fn a_result_too_large_is_refused_and_the_host_stays_small() {
+    let app = app();
+    let host = app.start(&[], &[]);
+    assert_eq!(get_json(&host, "/types").await.0, 200);
+    let peak = |host: &common::Host| {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", host.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            / 1024
+    };
+    let before = peak(&host);
+    let (status, json) = get_json(&host, "/big").await;
+    assert_eq!(status, 200);
+    let error = json["error"].as_str().unwrap_or_default();
+    assert!(error.contains("the result is too large"), "{json}");
+    let grown = peak(&host) - before;
+    println!("peak RSS {before} MiB, grown by {grown} MiB for a 100 MiB result");
+    assert!(grown < 64, "the host's peak RSS grew by {grown} MiB");
+    assert_eq!(get_json(&host, "/types").await.0, 200, "the host serves on");
+}

@@ -50,6 +50,31 @@ pub fn data_type(pg_type: &Type) -> DbDataType {
 }
 
 /// Reads column `index` of `row` as the interface's value (`db-null` for SQL NULL).
+/// About how many bytes `value` takes, as the guest will get it.
+pub fn size(value: &DbValue) -> usize {
+    const FIXED: usize = 16;
+    let strings = |items: &[Option<String>]| -> usize {
+        items
+            .iter()
+            .map(|s| FIXED + s.as_ref().map_or(0, String::len))
+            .sum()
+    };
+    FIXED
+        + match value {
+            DbValue::Str(s) | DbValue::Uuid(s) | DbValue::Decimal(s) => s.len(),
+            DbValue::Binary(b) | DbValue::Jsonb(b) | DbValue::Unsupported(b) => b.len(),
+            DbValue::ArrayStr(items) | DbValue::ArrayDecimal(items) => strings(items),
+            DbValue::ArrayInt32(items) => items.len() * 8,
+            DbValue::ArrayInt64(items) => items.len() * 16,
+            DbValue::RangeDecimal((low, high)) => [low, high]
+                .iter()
+                .flat_map(|b| b.as_ref())
+                .map(|(s, _)| s.len())
+                .sum(),
+            _ => 0,
+        }
+}
+
 pub fn db_value(row: &Row, index: usize) -> anyhow::Result<DbValue> {
     fn get<'a, T: FromSql<'a>>(
         row: &'a Row,

@@ -6,6 +6,10 @@
 //! As under Spin, an address is checked against the component's `allowed_outbound_hosts`
 //! (`postgres://host:port`) before anything is dialled; every failure reaches the guest as
 //! the interface's `error`, with the server's own message for database errors.
+//!
+//! A statement the guest abandons (its instance dropped at a deadline, or a result too large)
+//! is cancelled on the server, and its connection closed rather than pooled; every connection
+//! also has a `statement_timeout` (see [`pools`]).
 
 // The interface's `error` carries the server's whole structured error; it is what the guest gets.
 #![allow(clippy::result_large_err)]
@@ -15,6 +19,7 @@ mod pools;
 
 use std::sync::Arc;
 
+use futures::TryStreamExt;
 use tokio_postgres::types::ToSql;
 use wasmtime::component::{Accessor, FutureReader, HasData, Resource, ResourceTable, StreamReader};
 
@@ -93,18 +98,46 @@ async fn prepare(
     Ok((prepared, parameters(params)?))
 }
 
-/// Runs a query and reads every row (the guest gets them as one stream).
+/// The most a query's rows may hold, as the guest would get them: the host buffers a result
+/// before the guest reads it, outside the guest's memory limit, so a query that would return
+/// more is refused (and cancelled) instead.
+const MAX_RESULT_BYTES: usize = 16 << 20;
+/// The most rows a query may return.
+const MAX_RESULT_ROWS: usize = 100_000;
+
+/// Runs a query and reads its rows (the guest gets them as one stream), within
+/// [`MAX_RESULT_ROWS`] and [`MAX_RESULT_BYTES`].
 async fn query(
     client: &Pooled,
     statement: &str,
     params: &[wit::ParameterValue],
 ) -> Result<wit::RowSet, wit::Error> {
     let (prepared, params) = prepare(client, statement, params).await?;
-    let rows = client
+    let running = client.running();
+    let stream = client
         .client()
-        .query(&prepared, &param_refs(&params))
+        .query_raw(&prepared, param_refs(&params))
         .await
         .map_err(query_failed)?;
+    let mut stream = std::pin::pin!(stream);
+    let (mut rows, mut bytes) = (Vec::new(), 0);
+    while let Some(row) = stream.try_next().await.map_err(query_failed)? {
+        let values = (0..row.len())
+            .map(|i| convert::db_value(&row, i))
+            .collect::<anyhow::Result<Vec<_>>>()
+            .map_err(|e| wit::Error::QueryFailed(wit::QueryError::Text(format!("{e:#}"))))?;
+        bytes += values.iter().map(convert::size).sum::<usize>();
+        rows.push(values);
+        if rows.len() > MAX_RESULT_ROWS || bytes > MAX_RESULT_BYTES {
+            // `running` cancels the rest of the query on the server as it drops.
+            return Err(wit::Error::QueryFailed(wit::QueryError::Text(format!(
+                "the result is too large: more than {MAX_RESULT_ROWS} rows or {} MiB \
+                 (page the query with LIMIT)",
+                MAX_RESULT_BYTES >> 20
+            ))));
+        }
+    }
+    running.finished();
     let columns = prepared
         .columns()
         .iter()
@@ -113,11 +146,6 @@ async fn query(
             data_type: convert::data_type(column.type_()),
         })
         .collect();
-    let rows = rows
-        .iter()
-        .map(|row| (0..row.len()).map(|i| convert::db_value(row, i)).collect())
-        .collect::<anyhow::Result<_>>()
-        .map_err(|e| wit::Error::QueryFailed(wit::QueryError::Text(format!("{e:#}"))))?;
     Ok(wit::RowSet { columns, rows })
 }
 
@@ -127,11 +155,14 @@ async fn execute(
     params: &[wit::ParameterValue],
 ) -> Result<u64, wit::Error> {
     let (prepared, params) = prepare(client, statement, params).await?;
-    client
+    let running = client.running();
+    let result = client
         .client()
         .execute(&prepared, &param_refs(&params))
         .await
-        .map_err(query_failed)
+        .map_err(query_failed);
+    running.finished();
+    result
 }
 
 type Parameter = Box<dyn ToSql + Send + Sync>;

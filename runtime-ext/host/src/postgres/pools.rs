@@ -19,6 +19,11 @@ const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(5);
 /// fail fast enough for the guest to degrade (the catalogue falls back to JSON).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// The server-side bound on one statement, unless the address sets `statement_timeout`: longer
+/// than any request should take, short enough that a runaway query cannot hold a connection
+/// and a server process for long.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Run before a client a guest may have left state in is reused: ends a transaction left open
 /// (the guest may have trapped mid-way), then resets session state like `DISCARD ALL`, except
 /// prepared statements, which stay cached per client.
@@ -59,15 +64,58 @@ pub fn may_leave_session_state(statement: &str) -> bool {
 }
 
 /// A client a guest holds: back to its pool when the guest drops it, reset first (off the
-/// request path) if a statement it ran may have left state in the session.
+/// request path) if a statement it ran may have left state in the session, or closed if a
+/// statement was abandoned on it.
 pub struct Pooled {
     object: Option<Object>,
     needs_reset: AtomicBool,
+    abandoned: AtomicBool,
+}
+
+/// A statement in progress on a [`Pooled`] client: dropped before [`Running::finished`] (the
+/// guest's future dropped, or the host giving up on it), it cancels the statement on the server,
+/// where it would otherwise run on, and marks the client to be closed, never pooled: another
+/// guest's statement on it could meet the cancel request instead.
+#[must_use]
+pub struct Running<'a> {
+    client: &'a Pooled,
+    done: bool,
+}
+
+impl Running<'_> {
+    pub fn finished(mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        self.client.abandoned.store(true, Ordering::Relaxed);
+        let token = self.client.client().cancel_token();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(error) = token.cancel_query(NoTls).await {
+                    tracing::warn!("cannot cancel an abandoned PostgreSQL statement: {error}");
+                }
+            });
+        }
+    }
 }
 
 impl Pooled {
     pub fn client(&self) -> &Object {
         self.object.as_ref().expect("present until dropped")
+    }
+
+    /// A statement about to run on this client, cancelled if dropped unfinished.
+    pub fn running(&self) -> Running<'_> {
+        Running {
+            client: self,
+            done: false,
+        }
     }
 
     /// Notes a statement about to run on this client.
@@ -83,6 +131,10 @@ impl Drop for Pooled {
         let Some(object) = self.object.take() else {
             return;
         };
+        if *self.abandoned.get_mut() {
+            drop(Object::take(object));
+            return;
+        }
         if !*self.needs_reset.get_mut() {
             return; // Straight back to the pool.
         }
@@ -151,6 +203,7 @@ impl Pools {
         Ok(Pooled {
             object: Some(pool.get().await?),
             needs_reset: AtomicBool::new(false),
+            abandoned: AtomicBool::new(false),
         })
     }
 
@@ -189,6 +242,12 @@ fn parse(address: &str) -> anyhow::Result<(tokio_postgres::Config, Arc<[Endpoint
 fn new_pool(mut config: tokio_postgres::Config) -> anyhow::Result<Pool> {
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    // A bound on every statement, unless the address sets its own (`options=-c statement_timeout=…`).
+    let options = config.get_options().unwrap_or_default().to_owned();
+    if !options.contains("statement_timeout") {
+        let timeout = STATEMENT_TIMEOUT.as_millis();
+        config.options(format!("{options} -c statement_timeout={timeout}").trim_start());
     }
     let manager = Manager::from_config(
         config,

@@ -39,6 +39,11 @@ pub struct Host {
 }
 
 impl Host {
+    /// The host's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The JSON log lines `service` has written with exactly `message`.
     pub fn logged(&self, service: &str, message: &str) -> Vec<serde_json::Value> {
         self.log_events()

@@ -42,7 +42,11 @@ pub struct RuntimeOptions {
     pub reuse: ReuseConfig,
     pub max_memory_bytes: usize,
     pub max_request_body: u64,
+    /// The longest a request's body may take to arrive, from when its headers did.
+    pub body_read_timeout: Duration,
     pub max_instances: u32,
+    /// Requests of one component in flight at once.
+    pub max_component_requests: usize,
 }
 
 /// One component, configured: what each of its instances is given.
@@ -171,6 +175,7 @@ impl AppRuntime {
             reuse: options.reuse,
             max_memory_bytes: options.max_memory_bytes,
             lifecycle: Arc::new(Lifecycle::default()),
+            max_component_requests: options.max_component_requests,
         };
         Ok(Arc::new_cyclic(|app| Self {
             components: loaded
@@ -214,14 +219,18 @@ impl AppRuntime {
         let Some((entry, route, found)) = self.router.route(&path) else {
             return empty(StatusCode::NOT_FOUND);
         };
-        if let Some(length) = request.headers().get(http::header::CONTENT_LENGTH)
-            && length
+        if let Some(length) = request.headers().get(http::header::CONTENT_LENGTH) {
+            match length
                 .to_str()
                 .ok()
                 .and_then(|text| text.parse::<u64>().ok())
-                .is_none_or(|n| n > self.options.max_request_body)
-        {
-            return empty(StatusCode::PAYLOAD_TOO_LARGE);
+            {
+                None => return empty(StatusCode::BAD_REQUEST),
+                Some(n) if n > self.options.max_request_body => {
+                    return empty(StatusCode::PAYLOAD_TOO_LARGE);
+                }
+                Some(_) => {}
+            }
         }
         let component = &self.components[&entry.component];
         let host = request
@@ -254,13 +263,15 @@ impl AppRuntime {
         }
         .apply(&mut request);
         let limit = self.options.max_request_body as usize;
+        let deadline = self.options.body_read_timeout;
         let request = request.map(|body| {
-            http_body_util::Limited::new(body, limit)
-                .map_err(|error| match error.downcast::<HttpError>() {
-                    Ok(inner) => *inner,
-                    Err(_) => HttpError::HttpRequestBodySize(None),
-                })
-                .boxed_unsync()
+            let limited = http_body_util::Limited::new(body, limit).map_err(|error| match error
+                .downcast::<HttpError>(
+            ) {
+                Ok(inner) => *inner,
+                Err(_) => HttpError::HttpRequestBodySize(None),
+            });
+            crate::body::Deadline::new(limited, deadline).boxed_unsync()
         });
         let span = self.telemetry.as_ref().map(|telemetry| {
             telemetry.request_span(

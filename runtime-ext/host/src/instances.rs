@@ -352,9 +352,12 @@ impl WorkerState for Worker {
     }
 }
 
-/// The instances of one component.
+/// The instances of one component, and its share of the host: at most `max_requests` of its
+/// requests in flight (so at most that many instances busy), so that one component flooded
+/// (a slow route, slow uploads) cannot take the instance pool from the others.
 pub struct Instances {
     handler: ProxyHandler<Factory>,
+    in_flight: tokio::sync::Semaphore,
 }
 
 /// What [`Instances::new`] needs besides the component.
@@ -363,6 +366,8 @@ pub struct InstanceSettings {
     pub reuse: ReuseConfig,
     pub max_memory_bytes: usize,
     pub lifecycle: Arc<Lifecycle>,
+    /// Requests of one component in flight at once; more get a 503 at once.
+    pub max_component_requests: usize,
 }
 
 impl Instances {
@@ -382,6 +387,7 @@ impl Instances {
                 max_memory_bytes: settings.max_memory_bytes,
                 lifecycle: settings.lifecycle.clone(),
             }),
+            in_flight: tokio::sync::Semaphore::new(settings.max_component_requests),
         }
     }
 
@@ -392,6 +398,13 @@ impl Instances {
         trace: Option<opentelemetry::Context>,
     ) -> Response<WasiBody> {
         let component = &*self.handler.state().component.id;
+        let Ok(_slot) = self.in_flight.try_acquire() else {
+            tracing::warn!(%component, "at its limit of requests in flight: 503");
+            let mut busy = empty(StatusCode::SERVICE_UNAVAILABLE);
+            let retry = http::HeaderValue::from_static("1");
+            busy.headers_mut().insert(http::header::RETRY_AFTER, retry);
+            return busy;
+        };
         let instance_timed_out = Arc::new(OnceLock::new());
         let data = RequestData {
             trace,

@@ -16,12 +16,14 @@
 //! - [`state`]: the per-instance store data.
 //! - [`instances`]: instance reuse as Spin does it for WASIp3, faults mapped to status codes.
 //! - [`app`]: the running app: routing a request to its component's instances, chaining.
-//! - [`server`]: the listener and graceful shutdown.
+//! - [`body`]: the deadline of a request's body.
+//! - [`server`]: the HTTP trigger's server on `spinyard-listener`, and graceful shutdown.
 //! - [`telemetry`]: OpenTelemetry request spans over OTLP, and `traceparent` propagation.
 //! - [`build`]: `spinyard build`.
 
 pub mod app;
 mod bindings;
+pub mod body;
 pub mod build;
 pub mod engine;
 pub mod files;

@@ -87,6 +87,15 @@ struct UpArgs {
     /// Component instances alive at once, across all components.
     #[arg(long, default_value_t = 1000)]
     max_instances: u32,
+    /// Requests of one component in flight at once (so also its busy instances); more get a
+    /// 503 with `Retry-After`. Default: half of --max-instances, so that no one component can
+    /// take the whole pool.
+    #[arg(long)]
+    max_component_requests: Option<usize>,
+    /// The longest a request's body may take to arrive, from its headers; then the component
+    /// reading it gets `connection-read-timeout`.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    body_read_timeout: Duration,
     /// The longest a client may take to send a request's headers, counted from when the
     /// connection waits for one: also how long a kept-alive connection may stay idle.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
@@ -152,6 +161,10 @@ async fn up(args: Box<UpArgs>) -> anyhow::Result<()> {
         max_memory_bytes: args.max_memory_mib << 20,
         max_request_body: args.max_request_body,
         max_instances: args.max_instances,
+        max_component_requests: args
+            .max_component_requests
+            .unwrap_or((args.max_instances as usize / 2).max(1)),
+        body_read_timeout: args.body_read_timeout,
     };
     let runtime = AppRuntime::load(&app, options, listener.local_addr()?).await?;
     let limits = spinyard_listener::Limits {

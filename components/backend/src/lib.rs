@@ -66,15 +66,11 @@ async fn route(request: Request, log: Log) -> ApiResult<Response> {
         ))),
         (["backend", "health"], Method::GET) => Ok(health().await),
         (["backend", "metrics"], Method::GET) => SERVICE.render_metrics(vec![]),
+        (["products"], _) => Err(ApiError::method_not_allowed("GET, POST")),
         (
-            ["products"]
-            | ["products", _]
-            | ["slow"]
-            | ["error"]
-            | ["backend", "health"]
-            | ["backend", "metrics"],
+            ["products", _] | ["slow"] | ["error"] | ["backend", "health"] | ["backend", "metrics"],
             _,
-        ) => Err(ApiError::method_not_allowed()),
+        ) => Err(ApiError::method_not_allowed("GET")),
         _ => Err(ApiError::not_found(format!("no route for {path}"))),
     }
 }

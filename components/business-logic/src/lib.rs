@@ -60,7 +60,12 @@ async fn route(request: Request, _log: Log) -> ApiResult<Response> {
         ("/api/v1/validate/user", Method::POST) => users::validate(request).await,
         ("/api/v1/process/order", Method::POST) => orders::process(request).await,
         ("/api/v1/analytics/summary", Method::GET) => orders::summary().await,
-        (endpoint, _) if INFO.endpoints.contains(&endpoint) => Err(ApiError::method_not_allowed()),
+        ("/api/v1/validate/user" | "/api/v1/process/order", _) => {
+            Err(ApiError::method_not_allowed("POST"))
+        }
+        ("/api/v1/analytics/summary" | "/business-logic/metrics", _) => {
+            Err(ApiError::method_not_allowed("GET"))
+        }
         _ => Err(ApiError::not_found(format!("no route for {path}"))),
     }
 }

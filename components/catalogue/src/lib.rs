@@ -83,10 +83,10 @@ async fn route(request: Request, log: Log) -> ApiResult<Response> {
     let path = guest_kit::request::path(&request).to_owned();
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     if request.method() != Method::GET {
-        return Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "only GET is supported here",
-        ));
+        return Err(ApiError {
+            allow: Some("GET"),
+            ..ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "only GET is supported here")
+        });
     }
     if segments == ["catalogue", "health"] {
         // Liveness does not depend on configuration or the database.

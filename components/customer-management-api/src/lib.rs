@@ -52,7 +52,7 @@ async fn route(request: Request, log: Log) -> ApiResult<Response> {
     let method = request.method().clone();
     if let Some(userid) = path.strip_prefix("/purchases/") {
         if method != Method::GET {
-            return Err(ApiError::method_not_allowed());
+            return Err(ApiError::method_not_allowed("GET"));
         }
         let userid = guest_kit::request::percent_decode(userid);
         if userid.is_empty() || userid.contains('/') {
@@ -73,12 +73,12 @@ async fn route(request: Request, log: Log) -> ApiResult<Response> {
         }
         ("/customer-management-api/health", Method::GET) => Ok(store::health(log.trace()).await),
         ("/customer-management-api/metrics", Method::GET) => SERVICE.render_metrics(vec![]),
-        (
-            "/customer-management-api/kafka/purchases"
-            | "/customer-management-api/health"
-            | "/customer-management-api/metrics",
-            _,
-        ) => Err(ApiError::method_not_allowed()),
+        ("/customer-management-api/kafka/purchases", _) => {
+            Err(ApiError::method_not_allowed("POST"))
+        }
+        ("/customer-management-api/health" | "/customer-management-api/metrics", _) => {
+            Err(ApiError::method_not_allowed("GET"))
+        }
         _ => Err(ApiError::not_found(format!("no route for {path}"))),
     }
 }

@@ -53,7 +53,7 @@ async fn route(request: Request, log: Log) -> ApiResult<Response> {
     let method = request.method().clone();
     if let Some(userid) = path.strip_prefix("/getAllUserBuys/") {
         if method != Method::GET {
-            return Err(ApiError::method_not_allowed());
+            return Err(ApiError::method_not_allowed("GET"));
         }
         return user_buys(userid, log.trace()).await;
     }
@@ -64,8 +64,9 @@ async fn route(request: Request, log: Log) -> ApiResult<Response> {
             &serde_json::json!({ "status": "healthy" }),
         )),
         ("/customer-web-server/metrics", Method::GET) => SERVICE.render_metrics(vec![]),
-        ("/buy" | "/customer-web-server/health" | "/customer-web-server/metrics", _) => {
-            Err(ApiError::method_not_allowed())
+        ("/buy", _) => Err(ApiError::method_not_allowed("POST")),
+        ("/customer-web-server/health" | "/customer-web-server/metrics", _) => {
+            Err(ApiError::method_not_allowed("GET"))
         }
         _ => Err(ApiError::not_found(format!("no route for {path}"))),
     }

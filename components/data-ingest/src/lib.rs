@@ -64,7 +64,10 @@ async fn route(request: Request, _log: Log) -> ApiResult<Response> {
             let limit = guest_kit::request::query_param(&request, "limit");
             records::recent(limit.as_deref()).await
         }
-        (endpoint, _) if INFO.endpoints.contains(&endpoint) => Err(ApiError::method_not_allowed()),
+        ("/api/v1/ingest" | "/api/v1/ingest/batch", _) => Err(ApiError::method_not_allowed("POST")),
+        ("/api/v1/ingest/stats" | "/api/v1/ingest/recent" | "/data-ingest/metrics", _) => {
+            Err(ApiError::method_not_allowed("GET"))
+        }
         _ => Err(ApiError::not_found(format!("no route for {path}"))),
     }
 }

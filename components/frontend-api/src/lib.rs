@@ -62,7 +62,9 @@ async fn route(request: Request, log: Log) -> ApiResult<Response> {
             let body = guest_kit::request::json_body(request).await?;
             chain::post_json(chain::DATA_INGEST, "/api/v1/ingest", &body, log.trace()).await
         }
-        (endpoint, _) if INFO.endpoints.contains(&endpoint) => Err(ApiError::method_not_allowed()),
+        ("/api/v1/users", _) => Err(ApiError::method_not_allowed("GET, POST")),
+        ("/api/v1/data/ingest", _) => Err(ApiError::method_not_allowed("POST")),
+        ("/frontend-api/metrics", _) => Err(ApiError::method_not_allowed("GET")),
         _ => Err(ApiError::not_found(format!("no route for {path}"))),
     }
 }

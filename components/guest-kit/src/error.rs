@@ -14,6 +14,8 @@ pub struct ApiError {
     pub message: String,
     /// The request field at fault, for validation errors.
     pub field: Option<String>,
+    /// For a 405: the methods the route serves, sent as the `Allow` header (RFC 9110 requires it).
+    pub allow: Option<&'static str>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -24,6 +26,7 @@ impl ApiError {
             status,
             message: message.into(),
             field: None,
+            allow: None,
         }
     }
 
@@ -33,6 +36,7 @@ impl ApiError {
             status: StatusCode::BAD_REQUEST,
             message: format!("{field}: {problem}"),
             field: Some(field.to_owned()),
+            allow: None,
         }
     }
 
@@ -55,11 +59,15 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, message)
     }
 
-    pub fn method_not_allowed() -> Self {
-        Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method not allowed on this route",
-        )
+    /// A 405 for a route that serves only `allow` (e.g. `"GET, POST"`), which it names in `Allow`.
+    pub fn method_not_allowed(allow: &'static str) -> Self {
+        Self {
+            allow: Some(allow),
+            ..Self::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed on this route",
+            )
+        }
     }
 
     /// A dependency is down or refused us: the client may retry later.
@@ -72,7 +80,13 @@ impl ApiError {
         if let Some(field) = self.field {
             body["field"] = field.into();
         }
-        json(self.status, &body)
+        let mut response = json(self.status, &body);
+        if let Some(allow) = self.allow {
+            response
+                .headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        response
     }
 }
 

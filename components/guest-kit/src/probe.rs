@@ -26,7 +26,7 @@ pub async fn serve(
         return None;
     }
     if method != Method::GET {
-        return Some(Err(ApiError::method_not_allowed()));
+        return Some(Err(ApiError::method_not_allowed("GET")));
     }
     Some(Ok(match probe {
         "/health/live" => live(service.name),

@@ -120,16 +120,12 @@ async fn route(request: Request, path: &str, method: &Method, log: &Log) -> ApiR
             .await
         }
         ("/time-service/metrics", &Method::GET) => SERVICE.render_metrics(vec![]),
-        (
-            "/healthz"
-            | "/time-service"
-            | "/kafka/publish"
-            | "/kafka/status"
-            | "/kafka/flush"
-            | "/time-service/kafka/events"
-            | "/time-service/metrics",
-            _,
-        ) => Err(ApiError::method_not_allowed()),
+        ("/kafka/publish" | "/kafka/flush" | "/time-service/kafka/events", _) => {
+            Err(ApiError::method_not_allowed("POST"))
+        }
+        ("/healthz" | "/time-service" | "/kafka/status" | "/time-service/metrics", _) => {
+            Err(ApiError::method_not_allowed("GET"))
+        }
         _ => Err(ApiError::not_found(format!("no route for {path}"))),
     }
 }

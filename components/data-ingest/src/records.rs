@@ -4,7 +4,7 @@ use guest_kit::{ApiError, ApiResult, Response, db, fields, json};
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 use spin_sdk::http::Request;
-use spin_sdk::pg::{DbValue, ParameterValue};
+use spin_sdk::pg::ParameterValue;
 
 /// Records one `POST /api/v1/ingest` may carry.
 pub const MAX_PER_INGEST: usize = 100;
@@ -173,8 +173,12 @@ pub async fn stats() -> ApiResult<Response> {
 /// `GET /api/v1/ingest/recent?limit=N`.
 pub async fn recent(limit: Option<&str>) -> ApiResult<Response> {
     let limit = fields::limit(limit, DEFAULT_RECENT, MAX_RECENT)?;
+    // The payload as PostgreSQL prints it, parsed here: `jsonb` keeps a number exactly and prints
+    // it in full (`1.7976931348623157e308` as 309 digits), which a host's `jsonb` decoding may
+    // refuse ("number out of range"), failing the whole query; serde_json's `float_roundtrip`
+    // (this crate's Cargo.toml) reads every number the ingest accepted.
     let rows = db::query(
-        "SELECT id, data_type, source, payload, ingested_at FROM ingested_data \
+        "SELECT id, data_type, source, payload::text AS payload, ingested_at FROM ingested_data \
              ORDER BY ingested_at DESC, id DESC LIMIT $1",
         vec![ParameterValue::Int64(limit)],
     )
@@ -182,10 +186,10 @@ pub async fn recent(limit: Option<&str>) -> ApiResult<Response> {
     let records: Vec<Value> = rows
         .iter()
         .map(|row| {
-            let data = match &row[3] {
-                DbValue::Jsonb(bytes) => serde_json::from_slice(bytes).unwrap_or(Value::Null),
-                _ => Value::Null,
-            };
+            let data = row
+                .get::<String>("payload")
+                .and_then(|text| serde_json::from_str(&text).ok())
+                .unwrap_or(Value::Null);
             json!({
                 "id": row.get::<i64>("id"),
                 "type": row.get::<String>("data_type"),

@@ -10,6 +10,10 @@ use serde_json::{Value, json};
 /// `total_spent` always cover all of them.
 const MAX_LISTED: usize = 10_000;
 
+/// The highest price stored, as the customer web server accepts it (its `purchase::MAX_PRICE`):
+/// sums of prices stay finite.
+const MAX_PRICE: f64 = 1e12;
+
 /// A purchase message as the customer web server publishes it; the stored document.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,11 +44,11 @@ pub async fn save(delivery: &Delivery, trace: Trace) -> ApiResult<Value> {
     let mut documents = Vec::with_capacity(delivery.messages.len());
     for message in &delivery.messages {
         let purchase: Purchase = message.parse(&delivery.topic, "a purchase")?;
-        if !purchase.price.is_finite() || purchase.price < 0.0 {
+        if !(0.0..=MAX_PRICE).contains(&purchase.price) {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 format!(
-                    "{}: price must be a non-negative number",
+                    "{}: price must be a number from 0 to {MAX_PRICE}",
                     message.origin(&delivery.topic)
                 ),
             ));

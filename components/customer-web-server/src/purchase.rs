@@ -11,6 +11,10 @@ const REQUIRED: [&str; 3] = ["username", "userid", "price"];
 const MAX_ID_LENGTH: usize = 128;
 /// User names are labels, not documents.
 const MAX_NAME_LENGTH: usize = 200;
+/// The highest price: a user's `total_spent` must stay a finite number (a float sum of prices
+/// near `f64::MAX` overflows to infinity, which JSON cannot carry). The management API refuses
+/// a purchase above it too (`store::MAX_PRICE` there).
+pub const MAX_PRICE: f64 = 1e12;
 
 /// The request header that makes `POST /buy` safe to retry (README, "Retrying a purchase").
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -63,6 +67,12 @@ pub fn validate(
     .ok_or_else(|| seed_error("price", "Price must be a valid number"))?;
     if price < 0.0 {
         return Err(seed_error("price", "Price must not be negative"));
+    }
+    if price > MAX_PRICE {
+        return Err(seed_error(
+            "price",
+            format!("Price must be at most {MAX_PRICE}"),
+        ));
     }
     let purchase_id = purchase_id(&userid, idempotency_key)?;
     Ok(Purchase {
@@ -182,6 +192,12 @@ mod tests {
         }
         let negative = check(r#"{"username": "j", "userid": "u", "price": -1}"#).unwrap_err();
         assert_eq!(negative.message, "Price must not be negative");
+        let huge = check(r#"{"username": "j", "userid": "u", "price": 1.7976931348623157e308}"#);
+        assert_eq!(
+            huge.unwrap_err().message,
+            "Price must be at most 1000000000000"
+        );
+        assert!(check(r#"{"username": "j", "userid": "u", "price": "1e12"}"#).is_ok());
     }
 
     #[test]

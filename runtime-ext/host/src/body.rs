@@ -56,21 +56,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_slower_than_its_deadline_fails() {
-        let (mut sender, body) =
-            http_body_util::channel::Channel::<bytes::Bytes, HttpError>::new(1);
-        let mut body = Deadline::new(body, Duration::from_millis(200));
-        tokio::spawn(async move {
-            for _ in 0..10 {
-                if sender
-                    .send_data(bytes::Bytes::from_static(b"x"))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+        // A byte every 50 ms, ten in all: 500 ms, past a 200 ms deadline.
+        let drip = futures::stream::unfold(0, |sent| async move {
+            (sent < 10).then_some(())?;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Some((Ok(Frame::data(bytes::Bytes::from_static(b"x"))), sent + 1))
         });
+        let body = http_body_util::StreamBody::new(drip);
+        let mut body = Deadline::new(body, Duration::from_millis(200));
         let mut got = 0;
         loop {
             match body.frame().await {

@@ -25,6 +25,7 @@ if ! command -v promtool >/dev/null; then
 fi
 
 scripts/deploy-check.sh  # the SpinKube manifests (deploy/spinkube), offline
+scripts/fuzz-venv.sh     # schemathesis, for the API fuzz test (runtime-ext/host/tests/api_fuzz.rs)
 
 # Pure logic of the guest crates (validation, configuration layers), natively.
 cargo test -p guest-kit -p catalogue -p business-logic -p customer-web-server \

@@ -32,12 +32,11 @@ fn record(value: &Value) -> ApiResult<Record> {
     let source = fields::optional_text(object, "source", 100, "api")?;
     let payload = match object.get("data") {
         None | Some(Value::Null) => return Err(ApiError::invalid("data", "is required")),
+        Some(data) if fields::contains_nul(data) => {
+            return Err(ApiError::invalid("data", "must not contain NUL characters"));
+        }
         Some(data) => data.to_string(),
     };
-    if payload.contains("\\u0000") {
-        // PostgreSQL's jsonb cannot store NUL characters.
-        return Err(ApiError::invalid("data", "must not contain NUL characters"));
-    }
     Ok(Record {
         data_type,
         source,

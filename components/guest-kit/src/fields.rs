@@ -124,6 +124,19 @@ pub fn limit(raw: Option<&str>, default: i64, max: i64) -> Result<i64, ApiError>
     }
 }
 
+/// Whether a NUL character is in any string or key of `value`: PostgreSQL's `jsonb` cannot
+/// store one (a JSON text holding the six characters `\u0000` as such is fine).
+pub fn contains_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(contains_nul),
+        Value::Object(object) => object
+            .iter()
+            .any(|(key, value)| key.contains('\0') || contains_nul(value)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
+}
+
 /// A path segment as a positive `integer` id; anything else is a 404 naming `what`.
 pub fn path_id(segment: &str, what: &str) -> Result<i32, ApiError> {
     segment
@@ -192,5 +205,12 @@ mod tests {
             );
         }
         assert_eq!(path_id("12", "product").unwrap(), 12);
+    }
+
+    #[test]
+    fn nul_characters_are_found_at_any_depth_but_not_in_escaped_text() {
+        assert!(contains_nul(&json!({ "a": [1, { "b": "x\u{0}y" }] })));
+        assert!(contains_nul(&json!({ "k\u{0}": 1 })));
+        assert!(!contains_nul(&json!({ "a": ["\\u0000", 1.5, null, true] })));
     }
 }

@@ -138,6 +138,10 @@ impl Exchange {
 pub async fn publish_custom(body: Map<String, Value>, trace: &Trace) -> ApiResult<Value> {
     let name = fields::text(&body, "event_type", MAX_EVENT_TYPE)?;
     let data = body.get("data").cloned().unwrap_or_else(|| json!({}));
+    if fields::contains_nul(&data) {
+        // The consumer stores it as `jsonb`, which cannot hold one: it would be dead-lettered.
+        return Err(ApiError::invalid("data", "must not contain NUL characters"));
+    }
     let event_id = new_id();
     let event = Event::Custom {
         event_id: event_id.clone(),

@@ -20,7 +20,9 @@ work="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 kafka_port="$(free_port)"; mongo_port="$(free_port)"; bridge_port="$(free_port)"; app_port="$(free_port)"
-secret="bench-secret-$$"
+# The bridge refuses short or known secrets, and one secret for both directions.
+secret=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+delivery_secret=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
 
 target/tools/bin/tansu broker --storage-engine memory://tansu/ \
     --listener-url "tcp://127.0.0.1:$kafka_port" --advertised-listener-url "tcp://127.0.0.1:$kafka_port" \
@@ -28,6 +30,7 @@ target/tools/bin/tansu broker --storage-engine memory://tansu/ \
 target/mongo-venv/bin/secantusd-py --host 127.0.0.1 --port "$mongo_port" --storage-path "$work/mongo" \
     > "$work/mongo.log" 2>&1 &
 SPIN_VARIABLE_KAFKA_BRIDGE_ADDRESS="127.0.0.1:$bridge_port" SPIN_VARIABLE_KAFKA_BRIDGE_SECRET="$secret" \
+SPIN_VARIABLE_KAFKA_BRIDGE_DELIVERY_SECRET="$delivery_secret" \
 SPIN_VARIABLE_TIME_EVENTS_DB_PORT="${PGPORT:-5432}" \
     target/release/spinyard up --listen "127.0.0.1:$app_port" > "$work/spinyard.log" 2>&1 &
 # wait_for WHAT LOG COMMAND…: polls COMMAND for a minute; fails loudly with LOG's tail.
@@ -43,7 +46,7 @@ wait_for "spinyard" "$work/spinyard.log" \
     curl -sf -o /dev/null "http://127.0.0.1:$app_port/customer-web-server/health"
 KAFKA_BROKERS="127.0.0.1:$kafka_port" MONGODB_URI="mongodb://127.0.0.1:$mongo_port" \
 KAFKA_BRIDGE_LISTEN="127.0.0.1:$bridge_port" KAFKA_BRIDGE_COMPONENTS_URL="http://127.0.0.1:$app_port" \
-KAFKA_BRIDGE_SECRET="$secret" RUST_LOG=warn \
+KAFKA_BRIDGE_SECRET="$secret" KAFKA_BRIDGE_DELIVERY_SECRET="$delivery_secret" RUST_LOG=warn \
     target/release/kafka-bridge --config kafka-bridge.toml > "$work/bridge.log" 2>&1 &
 bridge_up() { curl -sf "http://127.0.0.1:$bridge_port/health" | grep -q '"kafka":"UP"'; }
 wait_for "the kafka-bridge (with Kafka)" "$work/bridge.log" bridge_up

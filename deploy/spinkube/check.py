@@ -559,8 +559,9 @@ def bridges(cluster, app):
         if errors:
             continue
         values = {k: cluster.value(v, f"{where}: env {k}") for k, v in env.items()}
-        if not values.get("KAFKA_BRIDGE_SECRET"):
-            problems.append(f"{where}: KAFKA_BRIDGE_SECRET is not set (the bridge refuses to start)")
+        for secret in ["KAFKA_BRIDGE_SECRET", "KAFKA_BRIDGE_DELIVERY_SECRET"]:
+            if not values.get(secret):
+                problems.append(f"{where}: {secret} is not set (the bridge refuses to start)")
         config.setdefault("listen", "127.0.0.1:3100")
         config.setdefault("components_url", "http://127.0.0.1:3000")
         for var, (table, key) in {

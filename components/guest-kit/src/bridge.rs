@@ -2,7 +2,8 @@
 //! and the batches it delivers to the components' consumer routes.
 //!
 //! Component variables: `kafka_bridge_address` (`host:port`, also in the component's
-//! `allowed_outbound_hosts`) and `kafka_bridge_secret`, the bearer token both sides check.
+//! `allowed_outbound_hosts`) and `kafka_bridge_secret`, the bearer token the bridge checks;
+//! deliveries carry `kafka_bridge_delivery_secret` instead.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -292,9 +293,13 @@ fn retried_whole(status: StatusCode) -> bool {
 }
 
 /// Reads a delivery from the bridge, after checking its bearer token against
-/// `kafka_bridge_secret` (constant time; an unset secret refuses every delivery).
+/// `kafka_bridge_delivery_secret` (constant time; an unset secret refuses every delivery). It
+/// is not `kafka_bridge_secret`, which components send the bridge: holding that one does not
+/// let a component forge deliveries.
 pub async fn accept_delivery(request: Request) -> ApiResult<Delivery> {
-    let secret = variable("kafka_bridge_secret").await.unwrap_or_default();
+    let secret = variable("kafka_bridge_delivery_secret")
+        .await
+        .unwrap_or_default();
     let token = request
         .headers()
         .get(header::AUTHORIZATION)

@@ -113,13 +113,14 @@ pub fn mongodb_command(
     Ok(command)
 }
 
-/// What the bridge connects: the broker, MongoDB, the app, and the secret it shares with it.
+/// What the bridge connects: the broker, MongoDB, the app, and the two secrets it shares with it.
 pub struct BridgeSettings<'a> {
     pub listen: &'a str,
     pub brokers: &'a str,
     pub mongodb_uri: &'a str,
     pub app: SocketAddr,
     pub secret: &'a str,
+    pub delivery_secret: &'a str,
 }
 
 /// The kafka-bridge, with the project's `kafka-bridge.toml` and `settings` from the environment
@@ -140,6 +141,7 @@ pub fn bridge(
             format!("http://{}", settings.app),
         )
         .env("KAFKA_BRIDGE_SECRET", settings.secret)
+        .env("KAFKA_BRIDGE_DELIVERY_SECRET", settings.delivery_secret)
         .current_dir(&project.root);
     Service::spawn("kafka-bridge", command, Some(&project.log("kafka-bridge")))
 }
@@ -163,10 +165,10 @@ pub fn app(
     Service::spawn("app", command, None)
 }
 
-/// The secret the local bridge and the app share: generated on first use (32 random bytes,
-/// hex) into `<state>/kafka-bridge.secret`, readable by its owner only, and kept.
-pub fn secret(project: &Project) -> anyhow::Result<String> {
-    let path = project.state.join("kafka-bridge.secret");
+/// A secret the local bridge and the app share: generated on first use (32 random bytes,
+/// hex) into `<state>/<file>`, readable by its owner only, and kept.
+pub fn secret(project: &Project, file: &str) -> anyhow::Result<String> {
+    let path = project.state.join(file);
     if let Ok(secret) = std::fs::read_to_string(&path)
         && !secret.trim().is_empty()
     {
@@ -209,9 +211,13 @@ mod tests {
             root: state.path().to_owned(),
             state: state.path().join("state"),
         };
-        let first = secret(&project).unwrap();
+        let first = secret(&project, "kafka-bridge.secret").unwrap();
         assert_eq!(first.len(), 64);
-        assert_eq!(secret(&project).unwrap(), first);
+        assert_eq!(secret(&project, "kafka-bridge.secret").unwrap(), first);
+        assert_ne!(
+            secret(&project, "kafka-bridge-delivery.secret").unwrap(),
+            first
+        );
         let mode = std::fs::metadata(project.state.join("kafka-bridge.secret"))
             .unwrap()
             .permissions();
@@ -224,7 +230,7 @@ mod tests {
             state: state.path().join("other"),
         };
         assert_ne!(
-            secret(&other).unwrap(),
+            secret(&other, "kafka-bridge.secret").unwrap(),
             first,
             "each state directory has its own"
         );

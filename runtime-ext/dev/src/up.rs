@@ -30,6 +30,9 @@ const POSTGRES_VARIABLES: [&str; 8] = [
 ];
 const BRIDGE_ADDRESS: &str = "SPIN_VARIABLE_KAFKA_BRIDGE_ADDRESS";
 const BRIDGE_SECRET: &str = "SPIN_VARIABLE_KAFKA_BRIDGE_SECRET";
+const BRIDGE_DELIVERY_SECRET: &str = "SPIN_VARIABLE_KAFKA_BRIDGE_DELIVERY_SECRET";
+/// The files under `.spinyard/` that keep the local bridge's two secrets.
+const SECRET_FILES: [&str; 2] = ["kafka-bridge.secret", "kafka-bridge-delivery.secret"];
 
 /// What `cargo dev up` was asked.
 pub struct Options {
@@ -242,7 +245,7 @@ fn plan(defaults: &BridgeDefaults) -> anyhow::Result<Plan> {
     if local_bridge && answers(&defaults.listen) {
         bail!(
             "{} (the kafka-bridge's address) is in use: stop what listens there, or set \
-             {BRIDGE_ADDRESS} and {BRIDGE_SECRET} to use it",
+             {BRIDGE_ADDRESS}, {BRIDGE_SECRET} and {BRIDGE_DELIVERY_SECRET} to use it",
             defaults.listen
         );
     }
@@ -320,14 +323,16 @@ async fn start(
         }
     }
 
-    let (bridge_address, secret) = match &plan.bridge {
+    let (bridge_address, secrets) = match &plan.bridge {
         Source::Configured(_) => {
-            let secret = std::env::var(BRIDGE_SECRET).ok().filter(|s| !s.is_empty());
-            let secret = secret.with_context(|| {
-                format!(
-                    "{BRIDGE_ADDRESS} is set, so {BRIDGE_SECRET} must be too: the bridge's secret"
-                )
-            })?;
+            let secrets = [BRIDGE_SECRET, BRIDGE_DELIVERY_SECRET].map(|name| {
+                let secret = std::env::var(name).ok().filter(|s| !s.is_empty());
+                secret.with_context(|| {
+                    format!("{BRIDGE_ADDRESS} is set, so {name} must be too: the bridge's secret")
+                })
+            });
+            let [secret, delivery_secret] = secrets;
+            let secrets = (secret?, delivery_secret?);
             let address = std::env::var(BRIDGE_ADDRESS)?;
             rows.push(Row {
                 service: "kafka-bridge",
@@ -336,7 +341,7 @@ async fn start(
                 data: "Kafka and MongoDB: the bridge's own".into(),
                 log: "-".into(),
             });
-            (address, secret)
+            (address, secrets)
         }
         _ => {
             let brokers = configured_or("KAFKA_BROKERS", defaults.broker());
@@ -362,10 +367,18 @@ async fn start(
             }
             rows.push(row);
 
-            let secret = match std::env::var(BRIDGE_SECRET) {
-                Ok(secret) if !secret.is_empty() => secret,
-                _ => services::secret(project)?,
-            };
+            let mut secrets = Vec::new();
+            for (name, file) in [BRIDGE_SECRET, BRIDGE_DELIVERY_SECRET]
+                .iter()
+                .zip(SECRET_FILES)
+            {
+                secrets.push(match std::env::var(name) {
+                    Ok(secret) if !secret.is_empty() => secret,
+                    _ => services::secret(project, file)?,
+                });
+            }
+            let delivery_secret = secrets.pop().expect("two");
+            let secret = secrets.pop().expect("two");
             step::announce("Starting the kafka-bridge", None);
             let mut bridge = services::bridge(
                 project,
@@ -376,6 +389,7 @@ async fn start(
                     mongodb_uri: &mongodb_uri,
                     app: options.listen,
                     secret: &secret,
+                    delivery_secret: &delivery_secret,
                 },
             )?;
             let health = format!("http://{}/health", defaults.listen);
@@ -393,17 +407,18 @@ async fn start(
                 address: defaults.listen.clone(),
                 source: Source::Local.to_string(),
                 data: format!(
-                    "secret: {}",
-                    project.display(&project.state.join("kafka-bridge.secret"))
+                    "secrets: {}",
+                    project.display(&project.state.join("kafka-bridge*.secret"))
                 ),
                 log: project.display(&project.log("kafka-bridge")),
             });
             started.services.push(bridge);
-            (defaults.listen.clone(), secret)
+            (defaults.listen.clone(), (secret, delivery_secret))
         }
     };
     variables.push((BRIDGE_ADDRESS.into(), bridge_address));
-    variables.push((BRIDGE_SECRET.into(), secret));
+    variables.push((BRIDGE_SECRET.into(), secrets.0));
+    variables.push((BRIDGE_DELIVERY_SECRET.into(), secrets.1));
 
     step::announce("Starting the app (spinyard up)", None);
     let mut app = services::app(

@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use common::infra::{Options, Pipeline, SECRET, eventually};
+use common::infra::{DELIVERY_SECRET, Options, Pipeline, SECRET, eventually};
 use common::{Host, get_json, post};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -470,14 +470,17 @@ async fn redelivered_purchases_are_stored_once_and_deliveries_need_the_secret() 
     let client = common::client();
     let refused = client.post(&url).json(&delivery).send().await.unwrap();
     assert_eq!(refused.status(), 401);
-    let wrong = client
-        .post(&url)
-        .bearer_auth("guess")
-        .json(&delivery)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(wrong.status(), 401);
+    // A guess, and the secret components send the bridge: neither makes a delivery.
+    for wrong_token in ["guess", SECRET] {
+        let wrong = client
+            .post(&url)
+            .bearer_auth(wrong_token)
+            .json(&delivery)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), 401, "{wrong_token}");
+    }
     for expected in [
         json!({"inserted": 1, "existing": 0}),
         json!({"inserted": 0, "existing": 1}),
@@ -486,7 +489,7 @@ async fn redelivered_purchases_are_stored_once_and_deliveries_need_the_secret() 
         let answer = eventually(VISIBLE_WITHIN, "a delivery MongoDB takes", || async {
             let response = client
                 .post(&url)
-                .bearer_auth(SECRET)
+                .bearer_auth(DELIVERY_SECRET)
                 .json(&delivery)
                 .send()
                 .await
@@ -653,7 +656,9 @@ async fn time_service_works_with_kafka_and_the_bridge_down() {
 
 #[tokio::test]
 async fn a_wrong_secret_pauses_deliveries_instead_of_dead_lettering_them() {
-    let pipeline = Pipeline::start_with_app_secret("not-the-bridge-secret");
+    const APP_SECRET: &str = "ad1c0ffee0ddf00d5eedfacefeedbeef";
+    const APP_DELIVERY_SECRET: &str = "0badc0de5ca1ab1ef005ba11ca7f00d5";
+    let pipeline = Pipeline::start_with_app_secrets(APP_SECRET, APP_DELIVERY_SECRET);
     // The app cannot produce: the bridge refuses its token, and the client is told so.
     let (status, body) = buy(&pipeline.host, "eve", "misconfigured", json!(1)).await;
     assert_eq!(status, 503, "{body}");
@@ -676,9 +681,11 @@ async fn a_wrong_secret_pauses_deliveries_instead_of_dead_lettering_them() {
     bridge.refused_deliveries(3.0).await;
     let dead = pipeline.read_topic("purchases.dead-letter", 1, Duration::from_secs(3));
     assert!(dead.is_empty(), "dead-lettered: {dead:?}");
-    // The deployment fixed (the bridge given the app's secret), the waiting purchase arrives.
+    // The deployment fixed (the bridge given the app's secrets), the waiting purchase arrives.
     let mut pipeline = pipeline;
-    pipeline.bridge.restart_with_secret("not-the-bridge-secret");
+    pipeline
+        .bridge
+        .restart_with_secrets(APP_SECRET, APP_DELIVERY_SECRET);
     let answer = purchases_when(&pipeline.host, "misconfigured", 1).await;
     assert_eq!(answer["purchases"][0]["purchase_id"], "wrong-secret-1");
     let dead = pipeline.read_topic("purchases.dead-letter", 1, Duration::from_secs(3));

@@ -19,10 +19,16 @@ pub struct Config {
     /// Spin application's base URL, joined with each subscription's `route`.
     #[serde(default = "default_components_url")]
     pub components_url: String,
-    /// The secret components send, and the bridge sends back, as `Authorization: Bearer …`.
-    /// Never in the file: `KAFKA_BRIDGE_SECRET` only.
+    /// The secret components send to the bridge's API, as `Authorization: Bearer …`
+    /// (`KAFKA_BRIDGE_SECRET`; the app's `kafka_bridge_secret`). Never in the file.
     #[serde(skip)]
     pub secret: String,
+    /// The secret the bridge sends with its deliveries, which the delivery routes check
+    /// (`KAFKA_BRIDGE_DELIVERY_SECRET`; the app's `kafka_bridge_delivery_secret`). A different
+    /// one: a component able to call the bridge cannot thereby forge deliveries. Never in the
+    /// file.
+    #[serde(skip)]
+    pub delivery_secret: String,
     /// How long a shutdown (SIGTERM, Ctrl-C) may take: in-flight deliveries finish and are
     /// committed, consumers leave their groups, the producer flushes. Keep it below the
     /// orchestrator's grace period (Kubernetes: 30 s by default).
@@ -183,6 +189,41 @@ impl Config {
     }
 }
 
+/// The shortest secret accepted: 32 characters, e.g. 16 random bytes in hex (`openssl rand
+/// -hex 32` makes 64).
+const MIN_SECRET_LENGTH: usize = 32;
+/// Values that have appeared in this project's documents and manifests, or are guessed first.
+const KNOWN_SECRETS: [&str; 6] = [
+    "dev-secret",
+    "test-bridge-secret",
+    "changeme",
+    "secret",
+    "password",
+    "replace-me",
+];
+
+/// Refuses a secret that is short, known, or made of one repeated character.
+fn check_secret(name: &str, secret: &str) -> anyhow::Result<()> {
+    let lower = secret.to_ascii_lowercase();
+    if KNOWN_SECRETS.iter().any(|known| lower.contains(known)) {
+        bail!(
+            "{name} is a published or guessable value: generate one, e.g. `openssl rand -hex 32`"
+        );
+    }
+    if secret.chars().count() < MIN_SECRET_LENGTH {
+        bail!(
+            "{name} has {} characters; at least {MIN_SECRET_LENGTH} are needed: generate one, e.g. `openssl rand -hex 32`",
+            secret.chars().count()
+        );
+    }
+    let mut chars = secret.chars();
+    let first = chars.next();
+    if chars.all(|c| Some(c) == first) {
+        bail!("{name} is one character repeated: generate one, e.g. `openssl rand -hex 32`");
+    }
+    Ok(())
+}
+
 fn default_listen() -> String {
     "127.0.0.1:3100".into()
 }
@@ -271,9 +312,17 @@ impl Config {
         if let Some(uri) = env.var("MONGODB_URI") {
             config.mongodb.uri = Some(uri);
         }
-        config.secret = env
-            .var("KAFKA_BRIDGE_SECRET")
-            .context("KAFKA_BRIDGE_SECRET is not set: components and the bridge authenticate each other with it")?;
+        config.secret = env.var("KAFKA_BRIDGE_SECRET").context(
+            "KAFKA_BRIDGE_SECRET is not set: components authenticate to the bridge with it",
+        )?;
+        config.delivery_secret = env.var("KAFKA_BRIDGE_DELIVERY_SECRET").context(
+            "KAFKA_BRIDGE_DELIVERY_SECRET is not set: the bridge authenticates its deliveries with it",
+        )?;
+        check_secret("KAFKA_BRIDGE_SECRET", &config.secret)?;
+        check_secret("KAFKA_BRIDGE_DELIVERY_SECRET", &config.delivery_secret)?;
+        if config.secret == config.delivery_secret {
+            bail!("KAFKA_BRIDGE_SECRET and KAFKA_BRIDGE_DELIVERY_SECRET must differ");
+        }
         config.validate()?;
         Ok(config)
     }
@@ -357,15 +406,24 @@ mod tests {
         dead_letter_topic = "purchases.dead-letter"
     "#;
 
+    /// Two strong, different secrets.
+    fn secrets() -> HashMap<&'static str, &'static str> {
+        HashMap::from([
+            ("KAFKA_BRIDGE_SECRET", "4a7d1ed414474e4033ac29ccb8653d9b"),
+            (
+                "KAFKA_BRIDGE_DELIVERY_SECRET",
+                "b0f00a0860303ae22b998861bce3b28f",
+            ),
+        ])
+    }
+
     #[test]
     fn environment_overrides_the_file() {
-        let env = HashMap::from([
-            ("KAFKA_BRIDGE_SECRET", "s3cret"),
-            ("KAFKA_BROKERS", "127.0.0.1:19092"),
-        ]);
+        let mut env = secrets();
+        env.insert("KAFKA_BROKERS", "127.0.0.1:19092");
         let config = Config::parse(FILE, &env).unwrap();
         assert_eq!(config.kafka.brokers, "127.0.0.1:19092");
-        assert_eq!(config.secret, "s3cret");
+        assert_eq!(config.secret, secrets()["KAFKA_BRIDGE_SECRET"]);
         assert_eq!(config.kafka.topics[0].partitions, 3);
         assert_eq!(
             config.subscriptions[0].url("http://app:80/"),
@@ -375,7 +433,7 @@ mod tests {
 
     #[test]
     fn writes_are_durable_unless_configured_otherwise() {
-        let env = HashMap::from([("KAFKA_BRIDGE_SECRET", "s")]);
+        let env = secrets();
         let durable = &Config::parse(FILE, &env).unwrap().mongodb.write_concern;
         assert_eq!((durable.w.as_str(), durable.journal), ("majority", true));
         let file = format!("{FILE}\n[mongodb.write_concern]\nw = \"1\"\njournal = false\n");
@@ -393,12 +451,45 @@ mod tests {
     }
 
     #[test]
+    fn weak_known_or_shared_secrets_are_refused() {
+        let strong = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let other = "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752";
+        for (api, delivery, expected) in [
+            ("dev-secret", other, "KAFKA_BRIDGE_SECRET is a published"),
+            (
+                strong,
+                "Dev-Secret-padded-to-be-long-enough-000000",
+                "published",
+            ),
+            (strong, "short-but-random-9f86d0", "at least 32"),
+            (strong, &"a".repeat(40), "one character repeated"),
+            (strong, strong, "must differ"),
+        ] {
+            let env = HashMap::from([
+                ("KAFKA_BRIDGE_SECRET", api),
+                ("KAFKA_BRIDGE_DELIVERY_SECRET", delivery),
+            ]);
+            let error = format!("{:#}", Config::parse(FILE, &env).unwrap_err());
+            assert!(error.contains(expected), "{api} / {delivery}: {error}");
+        }
+        let env = HashMap::from([
+            ("KAFKA_BRIDGE_SECRET", strong),
+            ("KAFKA_BRIDGE_DELIVERY_SECRET", other),
+        ]);
+        let config = Config::parse(FILE, &env).unwrap();
+        assert_eq!(
+            (config.secret.as_str(), config.delivery_secret.as_str()),
+            (strong, other)
+        );
+    }
+
+    #[test]
     fn subscriptions_name_declared_topics() {
         let file = FILE.replace(
             "dead_letter_topic = \"purchases.dead-letter\"",
             "dead_letter_topic = \"dlq\"",
         );
-        let env = HashMap::from([("KAFKA_BRIDGE_SECRET", "s")]);
+        let env = secrets();
         let error = Config::parse(&file, &env).unwrap_err().to_string();
         assert!(error.contains("`dlq` is not declared"), "{error}");
     }

@@ -423,7 +423,7 @@ impl Delivery {
             .bridge
             .http
             .post(&self.url)
-            .bearer_auth(&self.bridge.config.secret)
+            .bearer_auth(&self.bridge.config.delivery_secret)
             .header(header::CONTENT_TYPE, "application/json")
             .json(&batch)
             .timeout(DELIVERY_TIMEOUT)

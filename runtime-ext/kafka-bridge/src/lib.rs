@@ -4,7 +4,8 @@
 //! cannot hold a Kafka connection or run a background consumer, so the bridge does both:
 //! it produces for them (answering only once the broker acknowledged), consumes for them
 //! (delivering batches to their HTTP routes and committing only after a 2xx), and gives them
-//! a narrow MongoDB API. A shared secret authenticates each side to the other. On SIGTERM it
+//! a narrow MongoDB API. Two secrets authenticate each side to the other: one for components
+//! calling the bridge, another for the bridge's deliveries to them. On SIGTERM it
 //! stops gracefully (see [`run`]), so the next bridge takes over the partitions at once.
 //!
 //! # Layout

@@ -66,7 +66,8 @@ pub async fn serve(
     Ok(())
 }
 
-/// Lets a request through only with the shared secret, compared in constant time.
+/// Lets a request through only with the API secret (`KAFKA_BRIDGE_SECRET`), compared in
+/// constant time.
 async fn authenticate(State(bridge): State<Arc<Bridge>>, request: Request, next: Next) -> Response {
     let token = request
         .headers()

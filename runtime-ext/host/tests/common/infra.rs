@@ -14,8 +14,10 @@ use spinyard_dev::services;
 
 use super::{Host, pg_port, start, workspace_root};
 
-/// The secret the bridge and the components share in tests.
-pub const SECRET: &str = "test-bridge-secret";
+/// The secret components send the bridge in tests (`KAFKA_BRIDGE_SECRET`).
+pub const SECRET: &str = "0d5f1c2e9a7b4c3d8e6f0a1b2c3d4e5f";
+/// The secret the bridge's deliveries carry in tests (`KAFKA_BRIDGE_DELIVERY_SECRET`).
+pub const DELIVERY_SECRET: &str = "7e3a9c1f5b2d8e4a6c0f1b3d5e7a9c2b";
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
@@ -188,8 +190,9 @@ pub struct Bridge {
     pub base: String,
     pub port: u16,
     config: PathBuf,
-    /// Its `KAFKA_BRIDGE_SECRET`: [`SECRET`] unless a test changes it.
-    secret: String,
+    /// Its `KAFKA_BRIDGE_SECRET` and `KAFKA_BRIDGE_DELIVERY_SECRET`: [`SECRET`] and
+    /// [`DELIVERY_SECRET`] unless a test changes them.
+    secrets: (String, String),
     process: Option<Process>,
     pub log: PathBuf,
 }
@@ -267,7 +270,7 @@ impl Bridge {
             base: format!("http://127.0.0.1:{port}"),
             port,
             config: path,
-            secret: SECRET.into(),
+            secrets: (SECRET.into(), DELIVERY_SECRET.into()),
             process: None,
             log: dir.join("kafka-bridge.log"),
         };
@@ -289,9 +292,10 @@ impl Bridge {
         self.restart();
     }
 
-    /// Restarts the bridge with `secret` as its `KAFKA_BRIDGE_SECRET`.
-    pub fn restart_with_secret(&mut self, secret: &str) {
-        self.secret = secret.into();
+    /// Restarts the bridge with these as its `KAFKA_BRIDGE_SECRET` and
+    /// `KAFKA_BRIDGE_DELIVERY_SECRET`.
+    pub fn restart_with_secrets(&mut self, secret: &str, delivery_secret: &str) {
+        self.secrets = (secret.into(), delivery_secret.into());
         self.restart();
     }
 
@@ -308,7 +312,8 @@ impl Bridge {
         command
             .arg("--config")
             .arg(&self.config)
-            .env("KAFKA_BRIDGE_SECRET", &self.secret)
+            .env("KAFKA_BRIDGE_SECRET", &self.secrets.0)
+            .env("KAFKA_BRIDGE_DELIVERY_SECRET", &self.secrets.1)
             .env("RUST_LOG", "info,rdkafka=warn");
         let log = std::fs::File::create(&self.log).unwrap();
         let mut child = command
@@ -407,7 +412,7 @@ impl Bridge {
     pub async fn call(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
         let response = super::client()
             .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.secret)
+            .bearer_auth(&self.secrets.0)
             .json(&body)
             .send()
             .await
@@ -431,6 +436,8 @@ pub struct Pipeline {
 pub struct Options<'a> {
     /// The app's `kafka_bridge_secret` (the bridge keeps [`SECRET`]).
     pub app_secret: &'a str,
+    /// The app's `kafka_bridge_delivery_secret` (the bridge keeps [`DELIVERY_SECRET`]).
+    pub app_delivery_secret: &'a str,
     /// Further variables for the app.
     pub app_env: &'a [(&'a str, &'a str)],
     /// Lines added to the bridge's configuration, at its top level.
@@ -445,6 +452,7 @@ impl Default for Options<'_> {
     fn default() -> Self {
         Self {
             app_secret: SECRET,
+            app_delivery_secret: DELIVERY_SECRET,
             app_env: &[],
             bridge_settings: "",
             bridge_replace: &[],
@@ -458,11 +466,12 @@ impl Pipeline {
         Self::start_with(Options::default())
     }
 
-    /// The pipeline with the app given `app_secret` as its `kafka_bridge_secret` (the bridge
-    /// keeps [`SECRET`]), to test a misconfigured deployment.
-    pub fn start_with_app_secret(app_secret: &str) -> Self {
+    /// The pipeline with the app given other secrets than the bridge's (which keeps
+    /// [`SECRET`] and [`DELIVERY_SECRET`]), to test a misconfigured deployment.
+    pub fn start_with_app_secrets(app_secret: &str, app_delivery_secret: &str) -> Self {
         Self::start_with(Options {
             app_secret,
+            app_delivery_secret,
             ..Options::default()
         })
     }
@@ -483,6 +492,10 @@ impl Pipeline {
                 bridge_address.as_str(),
             ),
             ("SPIN_VARIABLE_KAFKA_BRIDGE_SECRET", app_secret),
+            (
+                "SPIN_VARIABLE_KAFKA_BRIDGE_DELIVERY_SECRET",
+                options.app_delivery_secret,
+            ),
             ("SPIN_VARIABLE_TIME_EVENTS_DB_PORT", pg_port.as_str()),
             ("SPIN_VARIABLE_POD_NAME", "test-pod"),
             ("SPIN_VARIABLE_POD_IP", "10.0.0.5"),

@@ -744,6 +744,44 @@ def check_ingress(cluster, app, found):
                         )
 
 
+def check_network_policies(cluster):
+    """Each NetworkPolicy's pod selectors (its own and its peers') select pods of the manifests,
+    and the ports it opens are ports those pods listen on: a label or port renamed on one side
+    only would silently cut traffic off."""
+    pods = [(name, template["metadata"].get("labels", {}), template) for name, _, template in cluster.pod_templates()]
+    for name, spinapp in cluster.all("SpinApp"):
+        pods.append((f"SpinApp/{name}", spinapp["spec"].get("podLabels", {}), None))
+
+    def selected(selector):
+        wanted = selector.get("matchLabels", {})
+        return [(n, t) for n, labels, t in pods if all(labels.get(k) == v for k, v in wanted.items())]
+
+    for name, policy in cluster.all("NetworkPolicy"):
+        where = f"NetworkPolicy/{name}"
+        spec = policy["spec"]
+        targets = selected(spec["podSelector"])
+        if spec["podSelector"] and not targets:
+            cluster.problems.append(f"{where}: podSelector {spec['podSelector']} selects no pod")
+        for rule in spec.get("ingress", []):
+            for peer in rule.get("from", []):
+                if "podSelector" in peer and "namespaceSelector" not in peer and not selected(peer["podSelector"]):
+                    cluster.problems.append(f"{where}: from podSelector {peer['podSelector']} selects no pod")
+            for port in rule.get("ports", []):
+                for target, template in targets:
+                    if template is None:
+                        listening = {80}  # a SpinApp's pods: Spin's HTTP trigger
+                    else:
+                        listening = {
+                            p["containerPort"] for c in template["spec"]["containers"] for p in c.get("ports", [])
+                        }
+                    if port["port"] not in listening:
+                        cluster.problems.append(f"{where}: port {port['port']}: {target} does not listen on it")
+    if cluster.all("NetworkPolicy") and not any(
+        p["spec"]["podSelector"] == {} and not p["spec"].get("ingress") for _, p in cluster.all("NetworkPolicy")
+    ):
+        cluster.problems.append("NetworkPolicy: no default-deny policy, so the others allow more than they say")
+
+
 def check(files, app):
     """Every problem of the manifests, as messages."""
     problems = []
@@ -757,6 +795,7 @@ def check(files, app):
         check_bridge_users(cluster, app, found)
         check_autoscalers(cluster, found)
         check_ingress(cluster, app, found)
+        check_network_policies(cluster)
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as error:
         if not problems:
             raise
@@ -783,6 +822,16 @@ SELF_TESTS = [
         lambda f: find(f, "Deployment", "kafka-bridge-purchases")["spec"]["template"]["spec"]["containers"][0].update(
             bogus=1
         ),
+    ),
+    (
+        "a NetworkPolicy selecting a label no pod has",
+        "selects no pod",
+        lambda f: [doc["spec"].pop("podLabels") for doc in f["spinapps.yaml"] if doc["kind"] == "SpinApp"],
+    ),
+    (
+        "a NetworkPolicy opening a port nobody listens on",
+        "port 27018: StatefulSet/mongodb does not listen on it",
+        lambda f: find(f, "NetworkPolicy", "mongodb")["spec"]["ingress"][0]["ports"][0].update(port=27018),
     ),
     (
         "an unknown field in a SpinApp",

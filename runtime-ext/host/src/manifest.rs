@@ -332,14 +332,26 @@ impl Component {
         if self.dependencies.is_some() {
             bail!("field `dependencies`: component dependencies are not supported by spinyard");
         }
+        // `..` would place a file outside the component's own folder (another component's, or
+        // anywhere the host may write), or read one from outside the application.
+        let climbs = |path: &str| {
+            std::path::Path::new(path)
+                .components()
+                .any(|part| part == std::path::Component::ParentDir)
+        };
         for mount in &self.files {
-            if let FileMount::Placement(placement) = mount
-                && !placement.destination.starts_with('/')
-            {
-                bail!(
-                    "field `files`: destination `{}` must be an absolute path",
-                    placement.destination
-                );
+            if let FileMount::Placement(placement) = mount {
+                if !placement.destination.starts_with('/') {
+                    bail!(
+                        "field `files`: destination `{}` must be an absolute path",
+                        placement.destination
+                    );
+                }
+                for path in [&placement.destination, &placement.source] {
+                    if climbs(path) {
+                        bail!("field `files`: `{path}` must not contain `..`");
+                    }
+                }
             }
         }
         Ok(())
@@ -430,6 +442,24 @@ mod tests {
         let message = error_of(&text);
         assert!(message.contains("component `hello`"), "{message}");
         assert!(message.contains("allowed_outbound_hosts"), "{message}");
+    }
+
+    #[test]
+    fn files_cannot_climb_out_with_dot_dot() {
+        for files in [
+            r#"{ source = "static", destination = "/../../tmp/x" }"#,
+            r#"{ source = "../secrets", destination = "/s" }"#,
+        ] {
+            let text = MINIMAL.replace(
+                "source = \"hello.wasm\"",
+                &format!("source = \"hello.wasm\"\nfiles = [{files}]"),
+            );
+            let message = error_of(&text);
+            assert!(
+                message.contains("must not contain `..`"),
+                "{files}: {message}"
+            );
+        }
     }
 
     #[test]

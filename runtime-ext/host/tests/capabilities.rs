@@ -91,6 +91,42 @@ async fn concurrent_increments_of_one_key_are_all_counted_in_sqlite_and_redis() 
     }
 }
 
+/// Listing a Redis store's keys (`SCAN`, several rounds of its cursor) returns each key once.
+#[tokio::test]
+async fn a_redis_store_lists_every_key_once() {
+    let redis = common::infra::redis();
+    let app = AppDir::new(&kv_manifest(", \"shared\""));
+    let runtime_config = app.path().join("runtime-config.toml");
+    std::fs::write(
+        &runtime_config,
+        format!(
+            "[key_value_store.shared]\ntype = \"redis\"\nurl = \"redis://{}\"\n",
+            redis.address()
+        ),
+    )
+    .unwrap();
+    let host = app.start(
+        &["--runtime-config-file", runtime_config.to_str().unwrap()],
+        &[],
+    );
+    let mut listed = serde_json::Value::Null;
+    for i in 0..60 {
+        let (status, json) = post_json(&host, &format!("/kv/key-{i}?store=shared")).await;
+        assert_eq!(status, 200, "{json}");
+        listed = json["keys"].clone();
+    }
+    let mut keys: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    keys.sort_unstable();
+    let mut expected: Vec<String> = (0..60).map(|i| format!("key-{i}")).collect();
+    expected.sort_unstable();
+    assert_eq!(keys, expected);
+}
+
 #[tokio::test]
 async fn undeclared_store_is_access_denied_and_configured_store_works() {
     let app = AppDir::new(&kv_manifest(", \"cache\""));

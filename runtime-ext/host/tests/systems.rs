@@ -354,6 +354,31 @@ async fn backend_answers_503_when_the_database_is_down() {
 
 // --- users / business logic / data ingest (seed 004) ---------------------------------------
 
+/// Sign-ups racing with one email in different cases: business-logic's check cannot see the
+/// others' rows yet, so the database's index on `lower(email)` decides: one 201, the rest 409
+/// naming `email`.
+#[tokio::test]
+async fn concurrent_sign_ups_with_one_email_in_different_cases_store_one() {
+    let host = host(&[]);
+    let suffix = nonce().replace('-', "");
+    let local = format!("race{}", &suffix[suffix.len() - 12..]);
+    let sign_ups = (0..12).map(|i| {
+        // `race…@example.com` with a different letter upper-cased each time.
+        let mut email: Vec<char> = format!("{local}@example.com").chars().collect();
+        email[i] = email[i].to_ascii_uppercase();
+        let email: String = email.into_iter().collect();
+        let body = json!({ "username": format!("{local}u{i}"), "email": email }).to_string();
+        let host = &host;
+        async move { post(host, "/api/v1/users", &body).await }
+    });
+    let answers = futures::future::join_all(sign_ups).await;
+    let created = answers.iter().filter(|(status, _)| *status == 201).count();
+    assert_eq!(created, 1, "{answers:?}");
+    for (status, body) in answers.iter().filter(|(status, _)| *status != 201) {
+        assert_eq!((*status, &body["field"]), (409, &json!("email")), "{body}");
+    }
+}
+
 #[tokio::test]
 async fn gateway_seed_examples_through_service_chaining() {
     let host = host(&[]);

@@ -36,8 +36,19 @@ impl RedisStore {
         Ok(self.connection.clone().exists(key).await?)
     }
 
+    /// Every key, read with `SCAN`: `KEYS *` would block the server for as long as it walks the
+    /// whole keyspace, on every call (every metrics scrape lists the store).
     pub async fn keys(&self) -> anyhow::Result<Vec<String>> {
-        Ok(self.connection.clone().keys("*").await?)
+        let mut connection = self.connection.clone();
+        let mut scan: redis::AsyncIter<String> = connection.scan().await?;
+        let mut keys = Vec::new();
+        while let Some(key) = scan.next_item().await {
+            keys.push(key?);
+        }
+        // SCAN may return a key more than once (when the table is rehashed meanwhile).
+        keys.sort_unstable();
+        keys.dedup();
+        Ok(keys)
     }
 
     pub async fn increment(&self, key: String, delta: i64) -> anyhow::Result<i64> {

@@ -28,7 +28,7 @@ use serde_json::Value;
 const DEFAULT_SEED: u64 = 20_261_202;
 /// Cases per operation in the fuzzing phase: with the coverage and stateful phases, about 11,000
 /// requests (more than [`DEFAULT_MIN_REQUESTS`]) in about three minutes on two cores.
-const DEFAULT_EXAMPLES: u64 = 500;
+const DEFAULT_EXAMPLES: u64 = 450;
 const DEFAULT_MIN_REQUESTS: u64 = 10_000;
 /// `GET /slow`'s delay during the fuzz (the default is 5 s: one call would cost more than
 /// thousands of others).

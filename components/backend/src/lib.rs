@@ -4,7 +4,7 @@
 //! exercise latency and errors.
 //!
 //! Routes:
-//! - `GET /products`, `GET /products/{id}`, `POST /products` (`name`, `price`, `category`).
+//! - `GET /products?limit=N&offset=M` (a page), `GET /products/{id}`, `POST /products` (`name`, `price`, `category`).
 //! - `GET /slow`: answers after `slow_delay_seconds` (default 5).
 //! - `GET /error`: a random error from [`errors::CATALOGUE`]; `?type=NAME` picks one.
 //! - `GET /backend/health`: the database check (`/health` in the seed; see README's route rule).
@@ -57,7 +57,11 @@ async fn route(request: Request, log: Log) -> ApiResult<Response> {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     let method = request.method().clone();
     match (segments.as_slice(), method) {
-        (["products"], Method::GET) => products::list(&log).await,
+        (["products"], Method::GET) => {
+            let limit = guest_kit::request::query_param(&request, "limit");
+            let offset = guest_kit::request::query_param(&request, "offset");
+            products::list(limit.as_deref(), offset.as_deref(), &log).await
+        }
         (["products"], Method::POST) => products::create(request, &log).await,
         (["products", id], Method::GET) => products::get(id, &log).await,
         (["slow"], Method::GET) => slow().await,

@@ -75,12 +75,19 @@ async fn select(
     Ok(products)
 }
 
-/// `GET /products`: every product, by id.
-pub async fn list(log: &Log) -> ApiResult<Response> {
+/// `GET /products` without `limit`, and the most one page may hold.
+const DEFAULT_PAGE: i64 = 100;
+const MAX_PAGE: i64 = 1000;
+
+/// `GET /products?limit=N&offset=M`: one page of the products, by id (`POST /products` is
+/// public, so the table has no bound: the seed's "every product" would grow without one).
+pub async fn list(limit: Option<&str>, offset: Option<&str>, log: &Log) -> ApiResult<Response> {
+    let limit = fields::limit(limit, DEFAULT_PAGE, MAX_PAGE)?;
+    let offset = fields::offset(offset)?;
     let products = select(
         "select",
-        &format!("SELECT {COLUMNS} FROM products ORDER BY id"),
-        vec![],
+        &format!("SELECT {COLUMNS} FROM products ORDER BY id LIMIT $1 OFFSET $2"),
+        vec![ParameterValue::Int64(limit), ParameterValue::Int64(offset)],
         log,
     )
     .await?;

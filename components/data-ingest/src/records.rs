@@ -13,6 +13,11 @@ pub const MAX_PER_BATCH: usize = 1000;
 /// `recent` without `limit`, and its bounds.
 const DEFAULT_RECENT: i64 = 10;
 const MAX_RECENT: i64 = 100;
+/// The most payload bytes one `recent` answer carries: a record may hold up to a request's 1 MiB,
+/// and 100 of them would be more than an instance should hold (or the host hands over).
+const MAX_RECENT_BYTES: i64 = 4 << 20;
+/// Keys shown per dimension of `stats`: the largest groups (types and sources are free text).
+const MAX_STATS_GROUPS: i64 = 100;
 
 /// A validated record, ready to store.
 struct Record {
@@ -127,11 +132,12 @@ pub async fn stats() -> ApiResult<Response> {
         .await?;
     let groups = connection
         .rows(
-            "SELECT 'type' AS dimension, data_type AS key, count(*) AS n FROM ingested_data \
-         GROUP BY data_type \
+            "(SELECT 'type' AS dimension, data_type AS key, count(*) AS n FROM ingested_data \
+             GROUP BY data_type ORDER BY n DESC, key LIMIT $1) \
          UNION ALL \
-         SELECT 'source', source, count(*) FROM ingested_data GROUP BY source",
-            vec![],
+         (SELECT 'source', source, count(*) AS n FROM ingested_data \
+             GROUP BY source ORDER BY n DESC, source LIMIT $1)",
+            vec![ParameterValue::Int64(MAX_STATS_GROUPS)],
         )
         .await?;
     let mut by_type = Map::new();
@@ -176,10 +182,20 @@ pub async fn recent(limit: Option<&str>) -> ApiResult<Response> {
     // it in full (`1.7976931348623157e308` as 309 digits), which a host's `jsonb` decoding may
     // refuse ("number out of range"), failing the whole query; serde_json's `float_roundtrip`
     // (this crate's Cargo.toml) reads every number the ingest accepted.
+    // At most `limit` records, and no more once those before have reached MAX_RECENT_BYTES
+    // (the newest always comes).
     let rows = db::query(
-        "SELECT id, data_type, source, payload::text AS payload, ingested_at FROM ingested_data \
-             ORDER BY ingested_at DESC, id DESC LIMIT $1",
-        vec![ParameterValue::Int64(limit)],
+        "SELECT id, data_type, source, payload, ingested_at FROM ( \
+             SELECT id, data_type, source, payload::text AS payload, ingested_at, \
+                 sum(octet_length(payload::text)) OVER newest_first \
+                     - octet_length(payload::text) AS before \
+             FROM ingested_data WINDOW newest_first AS (ORDER BY ingested_at DESC, id DESC) \
+             ORDER BY ingested_at DESC, id DESC LIMIT $1) page \
+         WHERE before < $2 ORDER BY ingested_at DESC, id DESC",
+        vec![
+            ParameterValue::Int64(limit),
+            ParameterValue::Int64(MAX_RECENT_BYTES),
+        ],
     )
     .await?;
     let records: Vec<Value> = rows

@@ -124,6 +124,25 @@ pub fn limit(raw: Option<&str>, default: i64, max: i64) -> Result<i64, ApiError>
     }
 }
 
+/// An `offset` query parameter: absent means 0; otherwise a whole number from 0 to
+/// 1,000,000,000 (a page further than that is a mistake), or a 400 naming `offset`.
+pub fn offset(raw: Option<&str>) -> Result<i64, ApiError> {
+    const MAX: i64 = 1_000_000_000;
+    match raw {
+        None | Some("") => Ok(0),
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (0..=MAX).contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "offset",
+                    format!("must be a whole number from 0 to {MAX}, got `{raw}`"),
+                )
+            }),
+    }
+}
+
 /// Whether a NUL character is in any string or key of `value`: PostgreSQL's `jsonb` cannot
 /// store one (a JSON text holding the six characters `\u0000` as such is fine).
 pub fn contains_nul(value: &Value) -> bool {

@@ -226,12 +226,23 @@ async fn an_event_postgresql_refuses_is_dead_lettered_and_later_events_are_store
     let pipeline = Pipeline::start();
     let host = &pipeline.host;
     let marker = format!("after-poison-{}", std::process::id());
+    // `POST /kafka/publish` refuses such data (400), so the poison is put on the topic the way
+    // another producer, or an older time service, would: through the bridge.
     let (status, body) = post(
         host,
         "/kafka/publish",
         r#"{"event_type": "poison", "data": {"k": "\u0000"}}"#,
     )
     .await;
+    assert_eq!((status, &body["field"]), (400, &json!("data")), "{body}");
+    let poison = json!({ "messages": [{ "key": "poison", "value": {
+        "event_type": "custom", "event_id": format!("poison-{marker}"),
+        "timestamp": "2024-01-15T10:30:00.123456", "name": "poison", "data": { "k": "\u{0}" },
+    } }] });
+    let (status, body) = pipeline
+        .bridge
+        .call("/v1/topics/simple-time-events/messages", poison)
+        .await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = post(
         host,

@@ -74,7 +74,8 @@ for dsn in "$CATALOGUE_DSN" "$PRODUCTS_DSN" "$APPDB_DSN"; do
 done
 delete_bench_rows() { psql "$PRODUCTS_DSN" -qc "DELETE FROM products WHERE category = 'bench'"; }
 delete_bench_rows  # left by an interrupted run
-# GET /products returns the whole table: say how big it is (test runs leave rows in it).
+# GET /products returns the first 100 rows here (spinyard pages it, native-pg does the same) and
+# the whole table in the Flask original: say how big it is (test runs leave rows in it).
 echo "products_db.products has $(psql "$PRODUCTS_DSN" -qAtc "SELECT count(*) FROM products") rows"
 
 work="$(mktemp -d)"

@@ -34,7 +34,9 @@ const DATA_SOURCE: [(&str, &str); 1] = [("x-data-source", "db")];
 
 const CATALOGUE_ALL: &str = "SELECT id, name, description, image_url FROM products ORDER BY id";
 const CATALOGUE_ONE: &str = "SELECT id, name, description, image_url FROM products WHERE id = $1";
-const PRODUCTS_ALL: &str = "SELECT id, name, price, category, created_at FROM products ORDER BY id";
+/// The backend's first page (`GET /products` without `limit`): 100 rows.
+const PRODUCTS_ALL: &str =
+    "SELECT id, name, price, category, created_at FROM products ORDER BY id LIMIT 100";
 const PRODUCTS_ONE: &str =
     "SELECT id, name, price, category, created_at FROM products WHERE id = $1";
 const PRODUCTS_INSERT: &str = "INSERT INTO products (name, price, category) VALUES ($1, $2, $3) \

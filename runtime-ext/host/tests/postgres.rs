@@ -345,3 +345,16 @@ async fn a_result_too_large_is_refused_and_the_host_stays_small() {
     assert!(grown < 64, "the host's peak RSS grew by {grown} MiB");
     assert_eq!(get_json(&host, "/types").await.0, 200, "the host serves on");
 }
+
+/// A statement the server refuses has ended: its connection goes back to the pool, not closed
+/// as an abandoned one is.
+#[tokio::test]
+async fn a_failed_statement_keeps_its_connection() {
+    let app = app();
+    let host = app.start(&[], &[]);
+    let pid = || async { row(&host, "/pid").await };
+    let before = pid().await;
+    let (_, json) = get_json(&host, "/divide").await;
+    assert!(json["error"].as_str().unwrap().contains("22012"), "{json}");
+    assert_eq!(pid().await, before, "the connection was replaced");
+}

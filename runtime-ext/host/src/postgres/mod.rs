@@ -114,14 +114,29 @@ async fn query(
 ) -> Result<wit::RowSet, wit::Error> {
     let (prepared, params) = prepare(client, statement, params).await?;
     let running = client.running();
-    let stream = client
+    // A failed statement has ended on the server: nothing to cancel, and the client stays pooled.
+    let stream = match client
         .client()
         .query_raw(&prepared, param_refs(&params))
         .await
-        .map_err(query_failed)?;
+    {
+        Ok(stream) => stream,
+        Err(error) => {
+            running.finished();
+            return Err(query_failed(error));
+        }
+    };
     let mut stream = std::pin::pin!(stream);
     let (mut rows, mut bytes) = (Vec::new(), 0);
-    while let Some(row) = stream.try_next().await.map_err(query_failed)? {
+    loop {
+        let row = match stream.try_next().await {
+            Ok(Some(row)) => row,
+            Ok(None) => break,
+            Err(error) => {
+                running.finished();
+                return Err(query_failed(error));
+            }
+        };
         let values = (0..row.len())
             .map(|i| convert::db_value(&row, i))
             .collect::<anyhow::Result<Vec<_>>>()

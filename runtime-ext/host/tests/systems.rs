@@ -88,8 +88,7 @@ async fn catalogue_falls_back_to_json_when_the_database_is_down() {
     assert_eq!(response.headers()["x-data-source"], "json");
     let product: Value = response.json().await.unwrap();
     assert_eq!(product["id"], 2);
-    let events = host.log_events();
-    let logged = |level: &str, message: &str| {
+    let logged = |events: &[Value], level: &str, message: &str| {
         events.iter().any(|e| {
             e["service"] == "catalogue"
                 && e["level"] == level
@@ -98,9 +97,20 @@ async fn catalogue_falls_back_to_json_when_the_database_is_down() {
                     .is_some_and(|m| m.starts_with(message))
         })
     };
-    assert!(logged("ERROR", "Database error: "), "{events:?}");
+    // The log lines reach the host's output on their own schedule, not before the answer.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let events = loop {
+        let events = host.log_events();
+        let both = logged(&events, "ERROR", "Database error: ")
+            && logged(&events, "INFO", "Falling back to JSON data source");
+        if both || std::time::Instant::now() > deadline {
+            break events;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(logged(&events, "ERROR", "Database error: "), "{events:?}");
     assert!(
-        logged("INFO", "Falling back to JSON data source"),
+        logged(&events, "INFO", "Falling back to JSON data source"),
         "{events:?}"
     );
 }

@@ -109,35 +109,34 @@ pub fn id(object: &Map<String, Value>, field: &str) -> Result<i32, ApiError> {
 
 /// The `limit` query parameter: absent or empty gives `default`, else a whole number in `1..=max`.
 pub fn limit(raw: Option<&str>, default: i64, max: i64) -> Result<i64, ApiError> {
-    match raw {
-        None | Some("") => Ok(default),
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=max).contains(n))
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    "limit",
-                    format!("must be a whole number from 1 to {max}, got `{raw}`"),
-                )
-            }),
-    }
+    query_number(raw, "limit", default, 1..=max)
 }
 
 /// An `offset` query parameter: absent means 0; otherwise a whole number from 0 to
 /// 1,000,000,000 (a page further than that is a mistake), or a 400 naming `offset`.
 pub fn offset(raw: Option<&str>) -> Result<i64, ApiError> {
-    const MAX: i64 = 1_000_000_000;
+    query_number(raw, "offset", 0, 0..=1_000_000_000)
+}
+
+/// A whole-number query parameter `name`: absent or empty gives `default`; outside `range`, or
+/// not a number, a 400 naming it.
+fn query_number(
+    raw: Option<&str>,
+    name: &str,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+) -> Result<i64, ApiError> {
     match raw {
-        None | Some("") => Ok(0),
+        None | Some("") => Ok(default),
         Some(raw) => raw
             .parse::<i64>()
             .ok()
-            .filter(|n| (0..=MAX).contains(n))
+            .filter(|n| range.contains(n))
             .ok_or_else(|| {
+                let (low, high) = (range.start(), range.end());
                 ApiError::invalid(
-                    "offset",
-                    format!("must be a whole number from 0 to {MAX}, got `{raw}`"),
+                    name,
+                    format!("must be a whole number from {low} to {high}, got `{raw}`"),
                 )
             }),
     }

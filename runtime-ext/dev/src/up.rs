@@ -367,18 +367,16 @@ async fn start(
             }
             rows.push(row);
 
-            let mut secrets = Vec::new();
-            for (name, file) in [BRIDGE_SECRET, BRIDGE_DELIVERY_SECRET]
-                .iter()
-                .zip(SECRET_FILES)
-            {
-                secrets.push(match std::env::var(name) {
-                    Ok(secret) if !secret.is_empty() => secret,
-                    _ => services::secret(project, file)?,
-                });
-            }
-            let delivery_secret = secrets.pop().expect("two");
-            let secret = secrets.pop().expect("two");
+            // Each secret from the environment, or else the one generated into its file.
+            let [secret, delivery_secret] = [
+                (BRIDGE_SECRET, SECRET_FILES[0]),
+                (BRIDGE_DELIVERY_SECRET, SECRET_FILES[1]),
+            ]
+            .map(|(name, file)| match std::env::var(name) {
+                Ok(secret) if !secret.is_empty() => Ok(secret),
+                _ => services::secret(project, file),
+            });
+            let (secret, delivery_secret) = (secret?, delivery_secret?);
             step::announce("Starting the kafka-bridge", None);
             let mut bridge = services::bridge(
                 project,

@@ -22,7 +22,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::infra::{Options, Pipeline, eventually};
-use common::{get_json, pg_port, workspace_root};
+use common::{get_json, pg_connect, pg_port, workspace_root};
 use serde_json::Value;
 
 const DEFAULT_SEED: u64 = 20_261_202;
@@ -140,22 +140,10 @@ fn openapi_document_is_valid_and_covers_every_route() {
 /// Row ids of the tables the fuzz writes to, so the rows it added can be removed afterwards
 /// (the databases outlive the test: without this each run would add hundreds of rows).
 struct Tables {
-    pg_port: u16,
     products_db: i64,
     users: i64,
     orders: i64,
     ingested: i64,
-}
-
-async fn connect(pg_port: u16, user: &str, password: &str, db: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(
-        &format!("host=127.0.0.1 port={pg_port} user={user} password={password} dbname={db}"),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .unwrap_or_else(|e| panic!("connecting to {db}: {e}"));
-    tokio::spawn(connection);
-    client
 }
 
 async fn max_id(client: &tokio_postgres::Client, table: &str) -> i64 {
@@ -170,11 +158,10 @@ async fn max_id(client: &tokio_postgres::Client, table: &str) -> i64 {
 }
 
 impl Tables {
-    async fn now(pg_port: u16) -> Self {
-        let products = connect(pg_port, "postgres", "postgres", "products_db").await;
-        let app = connect(pg_port, "appuser", "password", "appdb").await;
+    async fn now() -> Self {
+        let products = pg_connect("postgres", "postgres", "products_db").await;
+        let app = pg_connect("appuser", "password", "appdb").await;
         Self {
-            pg_port,
             products_db: max_id(&products, "products").await,
             users: max_id(&app, "users").await,
             orders: max_id(&app, "orders").await,
@@ -185,8 +172,8 @@ impl Tables {
     /// Deletes the rows added since [`Tables::now`]. Test binaries run one at a time, so they
     /// are this test's.
     async fn remove_added(&self) {
-        let products = connect(self.pg_port, "postgres", "postgres", "products_db").await;
-        let app = connect(self.pg_port, "appuser", "password", "appdb").await;
+        let products = pg_connect("postgres", "postgres", "products_db").await;
+        let app = pg_connect("appuser", "password", "appdb").await;
         let deleted = products
             .execute(
                 "DELETE FROM products WHERE id > $1::bigint",
@@ -283,9 +270,8 @@ async fn fuzz_every_route_against_the_document() {
     let min_requests = env_number("FUZZ_MIN_REQUESTS", DEFAULT_MIN_REQUESTS);
     let schemathesis = venv().join("bin/schemathesis");
 
-    let pg = pg_port();
-    let pg_text = pg.to_string();
-    let tables = Tables::now(pg).await;
+    let pg_text = pg_port().to_string();
+    let tables = Tables::now().await;
     let pipeline = Pipeline::start_with(Options {
         app_env: &[
             ("SPIN_VARIABLE_CATALOGUE_DB_PORT", &pg_text),

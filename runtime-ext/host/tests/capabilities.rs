@@ -54,12 +54,9 @@ async fn key_value_persists_across_requests_and_restarts() {
     assert_eq!(json["count"], 4, "the count survived a restart");
 }
 
-/// Many concurrent atomic increments of one key are all counted, in each kind of store: the
-/// SQLite file `spin up` uses by default, and Redis. Each increment sees its own value, so the
-/// values answered are exactly 1 to N: a lost update would repeat one and miss the last.
-#[tokio::test]
-async fn concurrent_increments_of_one_key_are_all_counted_in_sqlite_and_redis() {
-    const INCREMENTS: u64 = 200;
+/// The kv app with its `default` store (SQLite) and `shared` on a Redis server of its own; the
+/// server and the app's folder live as long as the values returned.
+fn kv_app_with_redis_store() -> (common::infra::Server, AppDir, common::Host) {
     let redis = common::infra::redis();
     let app = AppDir::new(&kv_manifest(", \"shared\""));
     let runtime_config = app.path().join("runtime-config.toml");
@@ -75,6 +72,16 @@ async fn concurrent_increments_of_one_key_are_all_counted_in_sqlite_and_redis() 
         &["--runtime-config-file", runtime_config.to_str().unwrap()],
         &[],
     );
+    (redis, app, host)
+}
+
+/// Many concurrent atomic increments of one key are all counted, in each kind of store: the
+/// SQLite file `spin up` uses by default, and Redis. Each increment sees its own value, so the
+/// values answered are exactly 1 to N: a lost update would repeat one and miss the last.
+#[tokio::test]
+async fn concurrent_increments_of_one_key_are_all_counted_in_sqlite_and_redis() {
+    const INCREMENTS: u64 = 200;
+    let (_redis, _app, host) = kv_app_with_redis_store();
     for store in ["default", "shared"] {
         let path = format!("/kv/hits?atomic&store={store}");
         let requests = (0..INCREMENTS).map(|_| post_json(&host, &path));
@@ -94,21 +101,7 @@ async fn concurrent_increments_of_one_key_are_all_counted_in_sqlite_and_redis() 
 /// Listing a Redis store's keys (`SCAN`, several rounds of its cursor) returns each key once.
 #[tokio::test]
 async fn a_redis_store_lists_every_key_once() {
-    let redis = common::infra::redis();
-    let app = AppDir::new(&kv_manifest(", \"shared\""));
-    let runtime_config = app.path().join("runtime-config.toml");
-    std::fs::write(
-        &runtime_config,
-        format!(
-            "[key_value_store.shared]\ntype = \"redis\"\nurl = \"redis://{}\"\n",
-            redis.address()
-        ),
-    )
-    .unwrap();
-    let host = app.start(
-        &["--runtime-config-file", runtime_config.to_str().unwrap()],
-        &[],
-    );
+    let (_redis, _app, host) = kv_app_with_redis_store();
     let mut listed = serde_json::Value::Null;
     for i in 0..60 {
         let (status, json) = post_json(&host, &format!("/kv/key-{i}?store=shared")).await;

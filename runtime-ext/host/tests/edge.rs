@@ -41,13 +41,18 @@ async fn all_closed(clients: Vec<TcpStream>, within: Duration) -> Duration {
     started.elapsed()
 }
 
-#[tokio::test]
-async fn the_host_closes_a_thousand_slow_clients_and_serves_meanwhile() {
-    let app = AppDir::new(&format!(
+/// An app of one component answering `GET /ok`.
+fn minimal_app() -> AppDir {
+    AppDir::new(&format!(
         "spin_manifest_version = 2\n[application]\nname = \"edge\"\n[[trigger.http]]\n\
          route = \"/ok\"\ncomponent = \"minimal\"\n[component.minimal]\nsource = \"{}\"\n",
         fixture("minimal")
-    ));
+    ))
+}
+
+#[tokio::test]
+async fn the_host_closes_a_thousand_slow_clients_and_serves_meanwhile() {
+    let app = minimal_app();
     let host = app.start(&["--header-read-timeout", "2s"], &[]);
     let address = host.base.trim_start_matches("http://").to_owned();
     let clients = slow_clients(&address, 1000).await;
@@ -167,11 +172,7 @@ async fn a_body_sent_a_byte_at_a_time_is_cut_at_the_deadline() {
 
 #[tokio::test]
 async fn a_content_length_that_is_not_a_number_is_a_400() {
-    let app = AppDir::new(&format!(
-        "spin_manifest_version = 2\n[application]\nname = \"edge\"\n[[trigger.http]]\n\
-         route = \"/ok\"\ncomponent = \"minimal\"\n[component.minimal]\nsource = \"{}\"\n",
-        fixture("minimal")
-    ));
+    let app = minimal_app();
     let host = app.start(&[], &[]);
     let address = host.base.trim_start_matches("http://").to_owned();
     for (length, expected) in [("abc", "HTTP/1.1 400"), ("99999999999", "HTTP/1.1 413")] {

@@ -587,16 +587,7 @@ async fn time_service_reports_metadata_and_persists_its_events() {
     assert_eq!((status, flushed), (200, json!({ "status": "flushed" })));
 
     // The consumer route stores the events in PostgreSQL.
-    let (client, connection) = tokio_postgres::connect(
-        &format!(
-            "host=127.0.0.1 port={} user=timeservice password=timeservice dbname=time_events",
-            common::pg_port()
-        ),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .unwrap();
-    tokio::spawn(connection);
+    let client = common::pg_connect("timeservice", "timeservice", "time_events").await;
     let count = |statement: &'static str, marker: String| {
         let client = &client;
         async move {

@@ -287,16 +287,7 @@ async fn an_abandoned_statement_is_cancelled_in_postgresql() {
     let host = app.start(&["--request-timeout", "1s"], &[]);
     let (status, _) = common::get(&host, "/sleep").await;
     assert_eq!(status, 504);
-    let (client, connection) = tokio_postgres::connect(
-        &format!(
-            "host=127.0.0.1 port={} user=postgres password=postgres dbname=postgres",
-            pg_port()
-        ),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .unwrap();
-    tokio::spawn(connection);
+    let client = common::pg_connect("postgres", "postgres", "postgres").await;
     let running = || async {
         client
             .query_one(

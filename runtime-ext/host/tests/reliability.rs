@@ -252,16 +252,7 @@ async fn an_event_postgresql_refuses_is_dead_lettered_and_later_events_are_store
     .await;
     assert_eq!(status, 200, "{body}");
 
-    let (client, connection) = tokio_postgres::connect(
-        &format!(
-            "host=127.0.0.1 port={} user=timeservice password=timeservice dbname=time_events",
-            common::pg_port()
-        ),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .unwrap();
-    tokio::spawn(connection);
+    let client = common::pg_connect("timeservice", "timeservice", "time_events").await;
     eventually(
         VISIBLE_WITHIN,
         "the event after the poison stored",
@@ -489,16 +480,7 @@ async fn a_bridge_killed_part_way_through_a_batch_redelivers_it_and_stores_each_
     let agent = format!("part-way-{}-{base}", std::process::id());
     let group = ("simple-time-group", "simple-time-events");
     let at_end = |offsets: &[(i64, i64)]| offsets.iter().all(|(at, end)| at == end || *end == 0);
-    let (db, connection) = tokio_postgres::connect(
-        &format!(
-            "host=127.0.0.1 port={} user=timeservice password=timeservice dbname=time_events",
-            common::pg_port()
-        ),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .unwrap();
-    tokio::spawn(connection);
+    let db = common::pg_connect("timeservice", "timeservice", "time_events").await;
     let count = |statement: &'static str| {
         let (db, agent) = (&db, agent.clone());
         async move {
@@ -510,16 +492,7 @@ async fn a_bridge_killed_part_way_through_a_batch_redelivers_it_and_stores_each_
     const REQUESTS: &str = "SELECT count(*) FROM http_requests WHERE user_agent = $1";
 
     // The lock is held by a second session, in a transaction left open.
-    let (locker, connection) = tokio_postgres::connect(
-        &format!(
-            "host=127.0.0.1 port={} user=timeservice password=timeservice dbname=time_events",
-            common::pg_port()
-        ),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .unwrap();
-    tokio::spawn(connection);
+    let locker = common::pg_connect("timeservice", "timeservice", "time_events").await;
     locker
         .batch_execute("BEGIN; LOCK TABLE custom_events IN EXCLUSIVE MODE")
         .await

@@ -269,16 +269,7 @@ async fn backend_rejects_bad_input_naming_the_field_and_writes_nothing() {
     let (status, _) = post(&host, "/products", &"x".repeat(2 << 20)).await;
     assert_eq!(status, 413);
     // Asked of PostgreSQL itself: the list is paged, and this run's rows need not be on a page.
-    let (db, connection) = tokio_postgres::connect(
-        &format!(
-            "host=127.0.0.1 port={} user=postgres password=postgres dbname=products_db",
-            pg_port()
-        ),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .unwrap();
-    tokio::spawn(connection);
+    let db = common::pg_connect("postgres", "postgres", "products_db").await;
     let written: i64 = db
         .query_one(
             "SELECT count(*) FROM products WHERE strpos(name, $1) > 0",

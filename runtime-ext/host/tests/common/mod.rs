@@ -245,6 +245,20 @@ pub fn pg_port() -> u16 {
     port
 }
 
+/// A client of the tests' PostgreSQL server, as `user` on database `db`; its connection runs on
+/// a task of the test's runtime.
+pub async fn pg_connect(user: &str, password: &str, db: &str) -> tokio_postgres::Client {
+    let port = pg_port();
+    let (client, connection) = tokio_postgres::connect(
+        &format!("host=127.0.0.1 port={port} user={user} password={password} dbname={db}"),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("connecting to {db} as {user}: {e}"));
+    tokio::spawn(connection);
+    client
+}
+
 /// POSTs `body` (sent as is) and returns status and JSON body.
 pub async fn post(host: &Host, path: &str, body: &str) -> (u16, serde_json::Value) {
     let response = client()

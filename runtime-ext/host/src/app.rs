@@ -15,11 +15,11 @@ use wasmtime::component::Component as Compiled;
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::{Error as HttpError, WasiBody};
 
+use crate::allowed_hosts::AllowedHosts;
 use crate::engine::{self, PoolLimits};
 use crate::instances::{InstanceSettings, Instances, Lifecycle, ReuseConfig};
 use crate::key_value::{self, KeyValueAccess};
 use crate::manifest::{App, RouteSpec};
-use crate::outbound::AllowedHosts;
 use crate::postgres::{Pools, PostgresAccess};
 use crate::routes::{Route, RouteEntry, Router};
 use crate::runtime_config::RuntimeConfig;
@@ -69,7 +69,7 @@ pub struct AppRuntime {
     /// Where the server listens; request URLs use it when a client sends no `Host`.
     listen_addr: SocketAddr,
     /// Kept-alive connections for outbound `http://` requests, shared by every component.
-    pub(crate) http_pool: crate::outbound::HttpPool,
+    pub(crate) http_pool: crate::outbound_http::HttpPool,
     /// Request spans, when OpenTelemetry export is on.
     telemetry: Option<Telemetry>,
     /// Staged `files`; deleted when the app stops.
@@ -192,7 +192,7 @@ impl AppRuntime {
             router,
             options,
             listen_addr,
-            http_pool: crate::outbound::http_pool(),
+            http_pool: crate::outbound_http::http_pool(),
             telemetry,
             _staging: staging,
         }))

@@ -139,7 +139,7 @@ pub fn new_linker(engine: &Engine) -> anyhow::Result<Linker<InstanceState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi::p3::add_to_linker(&mut linker)?;
-    crate::outbound::add_to_linker(&mut linker)?;
+    crate::outbound_http::add_to_linker(&mut linker)?;
     crate::bindings::key_value::add_to_linker::<_, crate::key_value::KeyValueHost>(
         &mut linker,
         InstanceState::key_value_view,

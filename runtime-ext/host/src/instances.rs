@@ -33,7 +33,7 @@ use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpView};
 
 use crate::app::{AppRuntime, LoadedComponent, empty};
-use crate::outbound::Outbound;
+use crate::outbound_http::Outbound;
 use crate::state::InstanceState;
 
 /// Spin's defaults for WASIp3 components.

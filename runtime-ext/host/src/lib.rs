@@ -10,7 +10,8 @@
 //! - [`runtime_config`]: `runtime-config.toml` (key-value stores).
 //! - [`key_value`]: `spin:key-value` and `wasi:keyvalue` on SQLite or Redis.
 //! - [`postgres`]: `spin:postgres` on pooled tokio-postgres clients.
-//! - [`outbound`]: `allowed_outbound_hosts` and outbound HTTP, incl. service chaining.
+//! - [`allowed_hosts`]: the `allowed_outbound_hosts` grammar and matching (HTTP and PostgreSQL).
+//! - [`outbound_http`]: outbound HTTP: allow-list check, connection pool, service chaining.
 //! - [`files`]: staging each component's `files` read-only at its `/`.
 //! - [`engine`]: wasmtime configuration, compiled-component cache, the linker.
 //! - [`state`]: the per-instance store data.
@@ -21,6 +22,7 @@
 //! - [`telemetry`]: OpenTelemetry request spans over OTLP, and `traceparent` propagation.
 //! - [`build`]: `spinyard build`.
 
+pub mod allowed_hosts;
 pub mod app;
 mod bindings;
 pub mod body;
@@ -30,7 +32,7 @@ pub mod files;
 pub mod instances;
 pub mod key_value;
 pub mod manifest;
-pub mod outbound;
+pub mod outbound_http;
 pub mod postgres;
 pub mod routes;
 pub mod runtime_config;

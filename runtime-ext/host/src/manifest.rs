@@ -303,7 +303,7 @@ impl Component {
                 .with_context(context)?
                 .is_empty()
             {
-                crate::outbound::AllowedHost::parse(host).with_context(context)?;
+                crate::allowed_hosts::AllowedHost::parse(host).with_context(context)?;
             }
         }
         for label in &self.key_value_stores {

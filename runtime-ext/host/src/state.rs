@@ -7,7 +7,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::key_value::{KeyValueAccess, KeyValueView};
-use crate::outbound::Outbound;
+use crate::outbound_http::Outbound;
 use crate::postgres::{PostgresAccess, PostgresView};
 use crate::variables::ComponentVariables;
 

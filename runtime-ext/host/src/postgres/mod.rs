@@ -23,8 +23,8 @@ use futures::TryStreamExt;
 use tokio_postgres::types::ToSql;
 use wasmtime::component::{Accessor, FutureReader, HasData, Resource, ResourceTable, StreamReader};
 
+use crate::allowed_hosts::AllowedHosts;
 use crate::bindings::postgres as wit;
-use crate::outbound::AllowedHosts;
 
 use self::pools::Pooled;
 pub use self::pools::Pools;

@@ -30,7 +30,7 @@ scripts/fuzz-venv.sh     # schemathesis, for the API fuzz test (runtime-ext/host
 # Pure logic of the guest crates (validation, configuration layers), natively.
 cargo test -p guest-kit -p catalogue -p business-logic -p customer-web-server \
     -p customer-management-api -p time-service
-cargo test -p kafka-bridge -p spinyard-listener
+cargo test -p kafka-bridge -p kafka-bridge-protocol -p spinyard-listener
 cargo build -p kafka-bridge  # the pipeline tests start the binary
 # Three tests at a time: each pipeline test starts its own broker, MongoDB server, bridge and host,
 # and nine such sets at once on two cores starve them (see issue 4's note).

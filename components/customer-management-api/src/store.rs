@@ -1,6 +1,6 @@
 //! Purchases in MongoDB, through the kafka-bridge's MongoDB API.
 
-use guest_kit::bridge::{Bridge, Delivery};
+use guest_kit::bridge::{Bridge, Delivered, Delivery};
 use guest_kit::{ApiError, ApiResult, Response, Trace, json, variable};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,8 @@
 //! The kafka-bridge sidecar (`runtime-ext/kafka-bridge`): producing to Kafka, MongoDB access,
 //! and the batches it delivers to the components' consumer routes.
 //!
+//! The wire format is `kafka-bridge-protocol`'s, which the bridge shares.
+//!
 //! Component variables: `kafka_bridge_address` (`host:port`, also in the component's
 //! `allowed_outbound_hosts`) and `kafka_bridge_secret`, the bearer token the bridge checks;
 //! deliveries carry `kafka_bridge_delivery_secret` instead.
@@ -10,6 +12,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http::{StatusCode, header};
+use kafka_bridge_protocol::{ErrorBody, MAX_DELIVERY_BODY, Outcome};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use spin_sdk::http::body::IncomingBodyExt;
@@ -53,37 +56,25 @@ pub struct Stored {
 }
 
 /// What a consumer route receives: messages of `topic`, in order per partition.
-#[derive(Debug, Deserialize)]
-pub struct Delivery {
-    pub topic: String,
-    pub messages: Vec<Delivered>,
-}
+pub type Delivery = kafka_bridge_protocol::Delivery<'static>;
 
-#[derive(Debug, Deserialize)]
-pub struct Delivered {
-    pub partition: i32,
-    pub offset: i64,
-    pub key: Option<String>,
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    pub value: Value,
-}
-
-impl Delivered {
+/// What a consumer needs of a delivered message besides the protocol's fields.
+pub trait Delivered {
     /// The producer's trace continued: a child of the message's `traceparent` header.
-    pub fn trace(&self) -> Trace {
-        Trace::child_of(self.headers.get(TRACEPARENT).map(String::as_str))
-    }
-
-    /// `topic/partition/offset`, for error messages.
-    pub fn origin(&self, topic: &str) -> String {
-        format!("{topic}/{}/{}", self.partition, self.offset)
-    }
+    fn trace(&self) -> Trace;
 
     /// The value as a `T`; otherwise a 422 naming the message (`what` it should have been), so
     /// the bridge retries the batch one message at a time and dead-letters this one.
-    pub fn parse<T: for<'de> Deserialize<'de>>(&self, topic: &str, what: &str) -> ApiResult<T> {
-        serde_json::from_value(self.value.clone()).map_err(|e| {
+    fn parse<T: for<'de> Deserialize<'de>>(&self, topic: &str, what: &str) -> ApiResult<T>;
+}
+
+impl Delivered for kafka_bridge_protocol::Message<'_> {
+    fn trace(&self) -> Trace {
+        Trace::child_of(self.headers.get(TRACEPARENT).map(String::as_str))
+    }
+
+    fn parse<T: for<'de> Deserialize<'de>>(&self, topic: &str, what: &str) -> ApiResult<T> {
+        self.value_as().map_err(|e| {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 format!("{}: not {what}: {e}", self.origin(topic)),
@@ -202,10 +193,9 @@ impl Bridge {
                 ApiError::new(StatusCode::BAD_GATEWAY, format!("kafka-bridge answer: {e}"))
             });
         }
-        let message = serde_json::from_slice::<Value>(&bytes)
-            .ok()
-            .and_then(|v| v["error"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+        let message = serde_json::from_slice::<ErrorBody>(&bytes)
+            .map(|body| body.error.into_owned())
+            .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
         Err(match status {
             StatusCode::SERVICE_UNAVAILABLE => ApiError::unavailable(message),
             StatusCode::UNAUTHORIZED => {
@@ -246,7 +236,7 @@ pub async fn consume(
     // and a refused batch of several is retried one message at a time (see the bridge).
     let processed = match &outcome {
         Ok(_) => Some("success"),
-        Err(e) if count == 1 && !retried_whole(e.status) => Some("error"),
+        Err(e) if count == 1 && Outcome::of(e.status) != Outcome::Unavailable => Some("error"),
         Err(_) => None,
     };
     if let Some(status) = processed {
@@ -275,23 +265,6 @@ pub async fn consume(
     outcome.map(|answer| json(StatusCode::OK, &answer))
 }
 
-/// The answers on which the bridge delivers the same batch again (a dependency or the
-/// deployment is not ready), rather than isolating a bad message: the list in the bridge's
-/// `consume.rs`, which this must follow.
-fn retried_whole(status: StatusCode) -> bool {
-    matches!(
-        status,
-        StatusCode::SERVICE_UNAVAILABLE
-            | StatusCode::BAD_GATEWAY
-            | StatusCode::GATEWAY_TIMEOUT
-            | StatusCode::TOO_MANY_REQUESTS
-            | StatusCode::UNAUTHORIZED
-            | StatusCode::FORBIDDEN
-            | StatusCode::NOT_FOUND
-            | StatusCode::METHOD_NOT_ALLOWED
-    )
-}
-
 /// Reads a delivery from the bridge, after checking its bearer token against
 /// `kafka_bridge_delivery_secret` (constant time; an unset secret refuses every delivery). It
 /// is not `kafka_bridge_secret`, which components send the bridge: holding that one does not
@@ -312,9 +285,5 @@ pub async fn accept_delivery(request: Request) -> ApiResult<Delivery> {
             "deliveries need the kafka-bridge bearer token",
         ));
     }
-    let body = crate::request::json_body_within(request, MAX_DELIVERY_BODY).await?;
-    serde_json::from_value(body).map_err(|e| ApiError::invalid("body", e))
+    crate::request::json_body_within(request, MAX_DELIVERY_BODY).await
 }
-
-/// The largest delivery a consumer route reads: a full batch of the bridge's default size.
-pub const MAX_DELIVERY_BODY: usize = 16 * 1024 * 1024;

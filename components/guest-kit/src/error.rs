@@ -1,7 +1,9 @@
-//! The JSON error every component answers with: `{"error": "...", "field": "..."}`.
+//! The JSON error every component answers with, the protocol's [`ErrorBody`]:
+//! `{"error": "...", "field": "..."}`, as the kafka-bridge does.
 
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
+use kafka_bridge_protocol::ErrorBody;
 use spin_sdk::http::FullBody;
 
 /// What every route answers: a complete body, JSON or text.
@@ -76,10 +78,10 @@ impl ApiError {
     }
 
     pub fn into_response(self) -> Response {
-        let mut body = serde_json::json!({ "error": self.message });
-        if let Some(field) = self.field {
-            body["field"] = field.into();
-        }
+        let body = ErrorBody {
+            error: self.message.into(),
+            field: self.field.map(Into::into),
+        };
         let mut response = json(self.status, &body);
         if let Some(allow) = self.allow {
             response

@@ -1,6 +1,8 @@
 //! The request path, query parameters, and JSON bodies read within a limit.
 
 use http_body_util::{BodyExt, Limited};
+use serde::de::DeserializeOwned;
+use serde_json::error::Category;
 use serde_json::{Map, Value};
 use spin_sdk::http::Request;
 
@@ -67,8 +69,11 @@ pub async fn json_body(request: Request) -> Result<Value, ApiError> {
     json_body_within(request, MAX_JSON_BODY).await
 }
 
-/// Reads the body as JSON, at most `limit` bytes (413 beyond).
-pub async fn json_body_within(request: Request, limit: usize) -> Result<Value, ApiError> {
+/// Reads the body as JSON of type `T` (any `Content-Type`), at most `limit` bytes (413 beyond).
+pub async fn json_body_within<T: DeserializeOwned>(
+    request: Request,
+    limit: usize,
+) -> Result<T, ApiError> {
     let body = Limited::new(request.into_body(), limit)
         .collect()
         .await
@@ -89,8 +94,11 @@ pub async fn json_body_within(request: Request, limit: usize) -> Result<Value, A
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::invalid("body", "a JSON body is required"));
     }
-    serde_json::from_slice(&body)
-        .map_err(|e| ApiError::invalid("body", format!("malformed JSON: {e}")))
+    serde_json::from_slice(&body).map_err(|e| match e.classify() {
+        // JSON, but not of `T`'s shape: serde names the field.
+        Category::Data => ApiError::invalid("body", e),
+        _ => ApiError::invalid("body", format!("malformed JSON: {e}")),
+    })
 }
 
 /// Reads the body as a JSON object.

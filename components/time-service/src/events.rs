@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use guest_kit::bridge::{Bridge, Delivery, Outgoing};
+use guest_kit::bridge::{Bridge, Delivered, Delivery, Outgoing};
 use guest_kit::{ApiError, ApiResult, Log, Trace, db, fields, variable};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};

@@ -2,8 +2,9 @@
 //! (the HTTP trigger), and commits offsets only after a 2xx. At-least-once; the components
 //! make the effect exactly-once with an idempotency key.
 //!
-//! What a component's answer means:
-//! Each batch is split by partition, and the partitions are delivered concurrently.
+//! Each batch is split by partition, and the partitions are delivered concurrently, each as a
+//! [`protocol::Delivery`]. What a component's answer means ([`Outcome::of`], in
+//! `kafka-bridge-protocol`, which guest-kit follows too):
 //!
 //! - 2xx: every message in the batch is done; its offsets are committed.
 //! - 503, 502, 504, 429, no answer: the component's dependency is down, not the messages' fault;
@@ -23,18 +24,19 @@
 //! deliveries in flight finish, and what they settled is committed before the consumer leaves
 //! its group (so the group hands its partitions to another bridge at once).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use futures::future::join_all;
+use kafka_bridge_protocol::{self as protocol, Outcome};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
-use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::Bridge;
@@ -227,40 +229,6 @@ fn commit(
     }
 }
 
-/// What a component's answer to one delivery means.
-enum Outcome {
-    Delivered,
-    /// Retry the same messages later, without limit.
-    Unavailable(String),
-    /// One of the messages is bad; `permanent` when the component says no retry can help.
-    Rejected {
-        reason: String,
-        permanent: bool,
-    },
-}
-
-/// What an answer's status means for the messages delivered (see the module's documentation).
-fn classify(status: StatusCode, reason: String) -> Outcome {
-    match status {
-        _ if status.is_success() => Outcome::Delivered,
-        // A down dependency, or a deployment that is not right yet (wrong secret, route not
-        // deployed): never the message's fault, so never the dead-letter topic. guest-kit's
-        // `bridge::retried_whole` counts consumer metrics by this list.
-        StatusCode::SERVICE_UNAVAILABLE
-        | StatusCode::BAD_GATEWAY
-        | StatusCode::GATEWAY_TIMEOUT
-        | StatusCode::TOO_MANY_REQUESTS
-        | StatusCode::UNAUTHORIZED
-        | StatusCode::FORBIDDEN
-        | StatusCode::NOT_FOUND
-        | StatusCode::METHOD_NOT_ALLOWED => Outcome::Unavailable(reason),
-        _ => Outcome::Rejected {
-            reason,
-            permanent: status.is_client_error(),
-        },
-    }
-}
-
 /// One subscription's delivery to its component.
 struct Delivery {
     bridge: Arc<Bridge>,
@@ -269,25 +237,6 @@ struct Delivery {
     /// `[group, topic]`, the metrics' labels.
     labels: [String; 2],
     health: Arc<SubscriptionHealth>,
-}
-
-/// The JSON a delivery route receives.
-#[derive(Serialize)]
-struct Batch<'a> {
-    topic: &'a str,
-    group: &'a str,
-    messages: Vec<Delivered<'a>>,
-}
-
-#[derive(Serialize)]
-struct Delivered<'a> {
-    partition: i32,
-    offset: i64,
-    key: Option<String>,
-    headers: BTreeMap<&'a str, String>,
-    /// Milliseconds since the epoch, when the producer set it.
-    timestamp: Option<i64>,
-    value: &'a RawValue,
 }
 
 impl Delivery {
@@ -330,12 +279,13 @@ impl Delivery {
         let mut backoff = INITIAL_BACKOFF;
         let mut rejections = 0;
         loop {
-            match self.deliver(messages).await {
+            let (outcome, reason) = self.deliver(messages).await;
+            match outcome {
                 Outcome::Delivered => return messages.len(),
-                Outcome::Unavailable(reason) => {
+                Outcome::Unavailable => {
                     tracing::warn!(url = self.url, reason, "component unavailable; pausing");
                 }
-                Outcome::Rejected { reason, .. } if messages.len() > 1 => {
+                Outcome::Rejected { .. } if messages.len() > 1 => {
                     tracing::warn!(
                         url = self.url,
                         reason,
@@ -352,7 +302,7 @@ impl Delivery {
                     }
                     return settled;
                 }
-                Outcome::Rejected { reason, permanent } => {
+                Outcome::Rejected { permanent } => {
                     rejections += 1;
                     if permanent || rejections >= self.subscription.max_attempts {
                         let problem = if permanent {
@@ -389,13 +339,14 @@ impl Delivery {
         true
     }
 
-    async fn deliver(&self, messages: &[(&OwnedMessage, &RawValue)]) -> Outcome {
-        let batch = Batch {
-            topic: &self.subscription.topic,
-            group: &self.subscription.group,
+    /// Delivers `messages` once: what the answer means, and why (empty when delivered).
+    async fn deliver(&self, messages: &[(&OwnedMessage, &RawValue)]) -> (Outcome, String) {
+        let batch = protocol::Delivery {
+            topic: self.subscription.topic.as_str().into(),
+            group: self.subscription.group.as_str().into(),
             messages: messages
                 .iter()
-                .map(|(message, value)| Delivered {
+                .map(|(message, value)| protocol::Message {
                     partition: message.partition(),
                     offset: message.offset(),
                     key: message
@@ -408,13 +359,14 @@ impl Delivery {
                                 .iter()
                                 .map(|h| {
                                     let value = h.value.map(String::from_utf8_lossy);
-                                    (h.key, value.unwrap_or_default().into_owned())
+                                    let value = value.unwrap_or_default().into_owned();
+                                    (h.key.to_owned(), value)
                                 })
                                 .collect()
                         })
                         .unwrap_or_default(),
                     timestamp: message.timestamp().to_millis(),
-                    value,
+                    value: Cow::Borrowed(*value),
                 })
                 .collect(),
         };
@@ -434,23 +386,23 @@ impl Delivery {
             .delivery_latency
             .with_label_values(&self.labels)
             .observe(started.elapsed().as_secs_f64());
-        let outcome = match answer {
-            Err(error) => Outcome::Unavailable(error.to_string()),
-            Ok(response) if response.status().is_success() => Outcome::Delivered,
+        let (outcome, reason) = match answer {
+            Err(error) => (Outcome::Unavailable, error.to_string()),
+            Ok(response) if response.status().is_success() => (Outcome::Delivered, String::new()),
             Ok(response) => {
                 let status = response.status();
                 let body = response.text().await.unwrap_or_default();
                 let reason = format!("{status}: {}", body.chars().take(500).collect::<String>());
-                classify(status, reason)
+                (Outcome::of(status), reason)
             }
         };
         let result = match &outcome {
             Outcome::Delivered => "ok",
-            Outcome::Unavailable(_) => "unavailable",
+            Outcome::Unavailable => "unavailable",
             Outcome::Rejected { .. } => "rejected",
         };
         self.health.answered(match &outcome {
-            Outcome::Unavailable(reason) => Err(reason.clone()),
+            Outcome::Unavailable => Err(reason.clone()),
             Outcome::Delivered | Outcome::Rejected { .. } => Ok(()),
         });
         self.bridge
@@ -458,7 +410,7 @@ impl Delivery {
             .deliveries
             .with_label_values(&[&self.labels[0], &self.labels[1], result])
             .inc();
-        outcome
+        (outcome, reason)
     }
 
     /// Publishes `message` as is to the dead-letter topic, with the reason and its origin in
@@ -547,32 +499,6 @@ mod tests {
             offset,
             None,
         )
-    }
-
-    #[test]
-    fn answers_pause_refuse_or_fail() {
-        let outcome = |code: u16| match classify(StatusCode::from_u16(code).unwrap(), "r".into()) {
-            Outcome::Delivered => "delivered",
-            Outcome::Unavailable(_) => "pause",
-            Outcome::Rejected {
-                permanent: true, ..
-            } => "refused",
-            Outcome::Rejected {
-                permanent: false, ..
-            } => "failed",
-        };
-        for code in [200, 201, 204] {
-            assert_eq!(outcome(code), "delivered", "{code}");
-        }
-        for code in [503, 502, 504, 429, 401, 403, 404, 405] {
-            assert_eq!(outcome(code), "pause", "{code}");
-        }
-        for code in [400, 409, 413, 422] {
-            assert_eq!(outcome(code), "refused", "{code}");
-        }
-        for code in [500, 501, 507] {
-            assert_eq!(outcome(code), "failed", "{code}");
-        }
     }
 
     #[test]

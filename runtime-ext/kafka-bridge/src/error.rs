@@ -1,8 +1,9 @@
-//! The JSON error the bridge answers with: `{"error": "...", "field": "..."}`.
+//! The bridge's errors, answered as the protocol's [`ErrorBody`]: `{"error": "...", "field": "..."}`.
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use kafka_bridge_protocol::ErrorBody;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -51,10 +52,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = serde_json::json!({ "error": self.message });
-        if let Some(field) = self.field {
-            body["field"] = field.into();
-        }
+        let body = ErrorBody {
+            error: self.message.into(),
+            field: self.field.map(Into::into),
+        };
         (self.status, Json(body)).into_response()
     }
 }

@@ -20,9 +20,6 @@ use subtle::ConstantTimeEq;
 use crate::error::ApiError;
 use crate::{Bridge, mongo, produce};
 
-/// The largest request body the API reads.
-const MAX_BODY: usize = 16 * 1024 * 1024;
-
 pub fn router(bridge: Arc<Bridge>) -> Router {
     let api = Router::new()
         .route("/v1/topics/{topic}/messages", post(produce::produce))
@@ -39,9 +36,10 @@ pub fn router(bridge: Arc<Bridge>) -> Router {
         )
         .route("/v1/mongo/{database}/{collection}/sum", post(mongo::sum))
         .route_layer(middleware::from_fn_with_state(bridge.clone(), authenticate))
-        // As large as a component's delivery (guest-kit's MAX_DELIVERY_BODY): its documents
-        // come back here in one insert.
-        .layer(DefaultBodyLimit::max(MAX_BODY));
+        // As large as a component's delivery: its documents come back here in one insert.
+        .layer(DefaultBodyLimit::max(
+            kafka_bridge_protocol::MAX_DELIVERY_BODY,
+        ));
     Router::new()
         .merge(api)
         .route("/health", get(health))

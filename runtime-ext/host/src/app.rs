@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use wasmtime::component::Component as Compiled;
 use wasmtime_wasi_http::p3::bindings::ServicePre;
@@ -17,6 +17,7 @@ use wasmtime_wasi_http::{Error as HttpError, WasiBody};
 
 use crate::allowed_hosts::AllowedHosts;
 use crate::engine::{self, PoolLimits};
+use crate::headers::{self, SpinHeaders};
 use crate::instances::{InstanceSettings, Instances, Lifecycle, ReuseConfig};
 use crate::key_value::{self, KeyValueAccess};
 use crate::manifest::{App, RouteSpec};
@@ -31,8 +32,6 @@ use crate::variables::{AppVariables, ComponentVariables};
 const HEALTH_PATH: &str = "/.well-known/spin/health";
 /// Paths under this prefix belong to the host, never to a component.
 const WELL_KNOWN_PREFIX: &str = "/.well-known/spin/";
-/// The client address Spin reports for a chained request.
-const CHAINED_CLIENT: &str = "0.0.0.0:0";
 
 /// Knobs of the runtime, from the command line.
 #[derive(Debug, Clone)]
@@ -206,7 +205,7 @@ impl AppRuntime {
     /// Serves a request from a client.
     pub async fn handle(
         self: &Arc<Self>,
-        request: Request<WasiBody>,
+        mut request: Request<WasiBody>,
         client: SocketAddr,
     ) -> Response<WasiBody> {
         let path = request.uri().path().to_string();
@@ -233,35 +232,11 @@ impl AppRuntime {
             }
         }
         let component = &self.components[&entry.component];
-        let host = request
-            .headers()
-            .get(http::header::HOST)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_string)
-            .unwrap_or_else(|| self.listen_addr.to_string());
-        let path_and_query = request
-            .uri()
-            .path_and_query()
-            .map_or("/", |pq| pq.as_str())
-            .to_string();
-        let mut request = request;
-        match http::Uri::builder()
-            .scheme("http")
-            .authority(host.as_str())
-            .path_and_query(path_and_query.as_str())
-            .build()
-        {
+        match headers::absolute_uri(&request, self.listen_addr) {
             Ok(uri) => *request.uri_mut() = uri,
             Err(_) => return empty(StatusCode::BAD_REQUEST),
         }
-        SpinHeaders {
-            path_info: found.path_info,
-            matched_route: route.raw(),
-            component_route: route.component_route(),
-            client_addr: &client.to_string(),
-            params: &found.params,
-        }
-        .apply(&mut request);
+        SpinHeaders::routed(route, found, client).apply(&mut request);
         let limit = self.options.max_request_body as usize;
         let deadline = self.options.body_read_timeout;
         let request = request.map(|body| {
@@ -315,15 +290,7 @@ impl AppRuntime {
             return Err(HttpError::DestinationNotFound);
         };
         request.headers_mut().remove(http::header::HOST);
-        // Spin's synthetic route for chained requests: `/...` with the whole path as path info.
-        SpinHeaders {
-            path_info: request.uri().path().to_string(),
-            matched_route: "/...",
-            component_route: "",
-            client_addr: CHAINED_CLIENT,
-            params: &[],
-        }
-        .apply(&mut request);
+        SpinHeaders::chained(request.uri().path()).apply(&mut request);
         // The caller's span, which its outbound request carries, is the callee's context.
         let trace = self
             .telemetry
@@ -340,53 +307,6 @@ fn link(
 ) -> anyhow::Result<ServicePre<InstanceState>> {
     let pre = linker.instantiate_pre(compiled)?;
     ServicePre::new(pre).map_err(anyhow::Error::from).context("it does not export `wasi:http/handler@0.3.0` (build it with spin-sdk 7's `#[http_service]`)")
-}
-
-/// The `spin-*` request headers; `spin-full-url` is the request's (absolute) URI.
-struct SpinHeaders<'a> {
-    path_info: String,
-    matched_route: &'a str,
-    component_route: &'a str,
-    client_addr: &'a str,
-    params: &'a [(String, String)],
-}
-
-impl SpinHeaders<'_> {
-    /// Sets the headers, replacing any a client sent under the same names.
-    fn apply(self, request: &mut Request<WasiBody>) {
-        let full_url = request.uri().to_string();
-        let headers = request.headers_mut();
-        let mut set = |name: HeaderName, value: &str| {
-            if let Ok(value) = HeaderValue::try_from(value) {
-                headers.insert(name, value);
-            }
-        };
-        set(HeaderName::from_static("spin-path-info"), &self.path_info);
-        set(HeaderName::from_static("spin-full-url"), &full_url);
-        set(
-            HeaderName::from_static("spin-matched-route"),
-            self.matched_route,
-        );
-        set(HeaderName::from_static("spin-base-path"), "/");
-        set(
-            HeaderName::from_static("spin-raw-component-route"),
-            self.matched_route,
-        );
-        set(
-            HeaderName::from_static("spin-component-route"),
-            self.component_route,
-        );
-        set(
-            HeaderName::from_static("spin-client-addr"),
-            self.client_addr,
-        );
-        for (name, value) in self.params {
-            let name = format!("spin-path-match-{}", name.to_ascii_lowercase());
-            if let Ok(name) = HeaderName::try_from(name) {
-                set(name, value);
-            }
-        }
-    }
 }
 
 pub(crate) fn empty(status: StatusCode) -> Response<WasiBody> {

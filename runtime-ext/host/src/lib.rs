@@ -6,6 +6,7 @@
 //! # Layout
 //! - [`manifest`]: `spin.toml`, parsed and validated as Spin does.
 //! - [`routes`]: route patterns, precedence, path info.
+//! - [`headers`]: the request as a component gets it: absolute URI, Spin's `spin-*` headers.
 //! - [`variables`]: application / component variables and `spin:variables`.
 //! - [`runtime_config`]: `runtime-config.toml` (key-value stores).
 //! - [`key_value`]: `spin:key-value` and `wasi:keyvalue` on SQLite or Redis.
@@ -29,6 +30,7 @@ pub mod body;
 pub mod build;
 pub mod engine;
 pub mod files;
+pub mod headers;
 pub mod instances;
 pub mod key_value;
 pub mod manifest;

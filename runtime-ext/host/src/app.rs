@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use wasmtime::component::Component as Compiled;
@@ -16,11 +17,13 @@ use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::{Error as HttpError, WasiBody};
 
 use crate::allowed_hosts::AllowedHosts;
+use crate::chaining::Chain;
 use crate::engine::{self, PoolLimits};
 use crate::headers::{self, SpinHeaders};
 use crate::instances::{InstanceSettings, Instances, Lifecycle, ReuseConfig};
 use crate::key_value::{self, KeyValueAccess};
 use crate::manifest::{App, RouteSpec};
+use crate::outbound_http;
 use crate::postgres::{Pools, PostgresAccess};
 use crate::routes::{Route, RouteEntry, Router};
 use crate::runtime_config::RuntimeConfig;
@@ -67,8 +70,6 @@ pub struct AppRuntime {
     options: RuntimeOptions,
     /// Where the server listens; request URLs use it when a client sends no `Host`.
     listen_addr: SocketAddr,
-    /// Kept-alive connections for outbound `http://` requests, shared by every component.
-    pub(crate) http_pool: crate::outbound_http::HttpPool,
     /// Request spans, when OpenTelemetry export is on.
     telemetry: Option<Telemetry>,
     /// Staged `files`; deleted when the app stops.
@@ -174,9 +175,10 @@ impl AppRuntime {
             reuse: options.reuse,
             max_memory_bytes: options.max_memory_bytes,
             lifecycle: Arc::new(Lifecycle::default()),
+            http_pool: outbound_http::http_pool(),
             max_component_requests: options.max_component_requests,
         };
-        Ok(Arc::new_cyclic(|app| Self {
+        Ok(Arc::new_cyclic(|app: &Weak<Self>| Self {
             components: loaded
                 .into_iter()
                 .map(|(component, service)| {
@@ -191,7 +193,6 @@ impl AppRuntime {
             router,
             options,
             listen_addr,
-            http_pool: crate::outbound_http::http_pool(),
             telemetry,
             _staging: staging,
         }))
@@ -279,8 +280,8 @@ impl AppRuntime {
     }
 
     /// Serves a request chained from another component to `http://<target>.spin.internal`.
-    pub async fn chain(
-        self: &Arc<Self>,
+    async fn chained(
+        &self,
         target: &str,
         mut request: Request<WasiBody>,
     ) -> Result<Response<WasiBody>, HttpError> {
@@ -297,6 +298,16 @@ impl AppRuntime {
             .as_ref()
             .map(|_| telemetry::extract(request.headers()));
         Ok(component.handle(request, trace).await)
+    }
+}
+
+impl Chain for AppRuntime {
+    fn chain(
+        self: Arc<Self>,
+        target: String,
+        request: Request<WasiBody>,
+    ) -> BoxFuture<'static, Result<Response<WasiBody>, HttpError>> {
+        Box::pin(async move { self.chained(&target, request).await })
     }
 }
 

@@ -32,8 +32,9 @@ use wasmtime_wasi_http::handler::{
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpView};
 
-use crate::app::{AppRuntime, LoadedComponent, empty};
-use crate::outbound_http::Outbound;
+use crate::app::{LoadedComponent, empty};
+use crate::chaining::Chain;
+use crate::outbound_http::{HttpPool, Outbound};
 use crate::state::InstanceState;
 
 /// Spin's defaults for WASIp3 components.
@@ -170,7 +171,9 @@ struct Factory {
     component: Arc<LoadedComponent>,
     service: ServicePre<InstanceState>,
     /// Chained requests go back through the app (a weak link: the app owns this factory).
-    app: Weak<AppRuntime>,
+    chain: Weak<dyn Chain>,
+    /// Outbound `http://` connections, shared by the app's components.
+    http_pool: HttpPool,
     reuse: ReuseConfig,
     max_memory_bytes: usize,
     lifecycle: Arc<Lifecycle>,
@@ -193,7 +196,8 @@ impl Factory {
             outbound: Outbound::new(
                 component.id.clone(),
                 component.allowed_hosts.clone(),
-                self.app.clone(),
+                self.chain.clone(),
+                self.http_pool.clone(),
             ),
             key_value: component.key_value.clone(),
             postgres: component.postgres.clone(),
@@ -366,6 +370,8 @@ pub struct InstanceSettings {
     pub reuse: ReuseConfig,
     pub max_memory_bytes: usize,
     pub lifecycle: Arc<Lifecycle>,
+    /// Outbound `http://` connections, shared by the app's components.
+    pub http_pool: HttpPool,
     /// Requests of one component in flight at once; more get a 503 at once.
     pub max_component_requests: usize,
 }
@@ -374,7 +380,7 @@ impl Instances {
     pub fn new(
         component: Arc<LoadedComponent>,
         service: ServicePre<InstanceState>,
-        app: Weak<AppRuntime>,
+        chain: Weak<dyn Chain>,
         settings: &InstanceSettings,
     ) -> Self {
         Self {
@@ -382,7 +388,8 @@ impl Instances {
                 engine: settings.engine.clone(),
                 component,
                 service,
-                app,
+                chain,
+                http_pool: settings.http_pool.clone(),
                 reuse: settings.reuse,
                 max_memory_bytes: settings.max_memory_bytes,
                 lifecycle: settings.lifecycle.clone(),

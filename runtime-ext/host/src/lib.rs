@@ -12,7 +12,8 @@
 //! - [`key_value`]: `spin:key-value` and `wasi:keyvalue` on SQLite or Redis.
 //! - [`postgres`]: `spin:postgres` on pooled tokio-postgres clients.
 //! - [`allowed_hosts`]: the `allowed_outbound_hosts` grammar and matching (HTTP and PostgreSQL).
-//! - [`outbound_http`]: outbound HTTP: allow-list check, connection pool, service chaining.
+//! - [`outbound_http`]: outbound HTTP: the allow-list check, the connection pool.
+//! - [`chaining`]: service chaining (`*.spin.internal`), behind the narrow [`chaining::Chain`].
 //! - [`files`]: staging each component's `files` read-only at its `/`.
 //! - [`engine`]: wasmtime configuration, compiled-component cache, the linker.
 //! - [`state`]: the per-instance store data.
@@ -28,6 +29,7 @@ pub mod app;
 mod bindings;
 pub mod body;
 pub mod build;
+pub mod chaining;
 pub mod engine;
 pub mod files;
 pub mod headers;

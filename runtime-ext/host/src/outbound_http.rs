@@ -19,11 +19,8 @@ use wasmtime_wasi_http::{
 };
 
 use crate::allowed_hosts::AllowedHosts;
-use crate::app::AppRuntime;
+use crate::chaining::{self, Chain};
 use crate::state::InstanceState;
-
-/// The suffix of service-chaining hosts: `http://<component-id>.spin.internal`.
-const CHAINING_SUFFIX: &str = ".spin.internal";
 
 /// How long a pooled connection may stay idle before it is closed.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -120,7 +117,9 @@ pub struct Outbound {
     component: Arc<str>,
     allowed: Arc<AllowedHosts>,
     /// Chained requests are served by the app, which owns this instance (hence weak).
-    app: Weak<AppRuntime>,
+    chain: Weak<dyn Chain>,
+    /// The app's connections for `http://` requests.
+    pool: HttpPool,
     /// The spans of the requests in flight, when telemetry is on.
     pub traces: TaskTraces,
     /// The span of the request whose task is sending right now (set by [`add_to_linker`]'s
@@ -129,11 +128,17 @@ pub struct Outbound {
 }
 
 impl Outbound {
-    pub fn new(component: Arc<str>, allowed: Arc<AllowedHosts>, app: Weak<AppRuntime>) -> Self {
+    pub fn new(
+        component: Arc<str>,
+        allowed: Arc<AllowedHosts>,
+        chain: Weak<dyn Chain>,
+        pool: HttpPool,
+    ) -> Self {
         Self {
             component,
             allowed,
-            app,
+            chain,
+            pool,
             traces: TaskTraces::default(),
             sending: None,
         }
@@ -204,21 +209,19 @@ impl WasiHttpHooks for Outbound {
         if let Some(trace) = self.sending.take() {
             crate::telemetry::inject(&trace, request.headers_mut());
         }
-        // Only a stopping app is gone while its instances run.
-        let Some(app) = self.app.upgrade() else {
+        // Only a stopping app is gone while its instances run: nothing goes out then.
+        let Some(chain) = self.chain.upgrade() else {
             return Box::new(async { Err(HttpError::DestinationUnavailable) });
         };
-        if let Some(target) = host.strip_suffix(CHAINING_SUFFIX)
-            && !target.contains('.')
-        {
+        if let Some(target) = chaining::target(&host) {
             let target = target.to_string();
             return Box::new(async move {
-                let response = app.chain(&target, request).await?;
+                let response = chain.chain(target, request).await?;
                 Ok((response, Box::new(async { Ok(()) }) as IoFuture))
             });
         }
         if scheme == "http" {
-            return send_pooled(app.http_pool.clone(), request, options);
+            return send_pooled(self.pool.clone(), request, options);
         }
         Box::new(async move {
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;

@@ -10,6 +10,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::state::InstanceState;
+use crate::{key_value, outbound_http, postgres, variables};
 
 /// How often the epoch advances: a running guest yields to the executor at every tick, so an
 /// instance's expiry is checked at this granularity.
@@ -134,35 +135,14 @@ fn write_cache(path: &Path, component: &Component) -> anyhow::Result<()> {
 }
 
 /// The linker every component is instantiated with: WASI 0.2 (what Rust std imports),
-/// WASI 0.3 with HTTP, and the Spin interfaces spinyard implements.
+/// WASI 0.3 with HTTP, and the Spin interfaces spinyard implements, each linked by its module.
 pub fn new_linker(engine: &Engine) -> anyhow::Result<Linker<InstanceState>> {
-    let mut linker = Linker::new(engine);
+    let mut linker = Linker::<InstanceState>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi::p3::add_to_linker(&mut linker)?;
-    crate::outbound_http::add_to_linker(&mut linker)?;
-    crate::bindings::key_value::add_to_linker::<_, crate::key_value::KeyValueHost>(
-        &mut linker,
-        InstanceState::key_value_view,
-    )?;
-    crate::bindings::wasi_keyvalue::store::add_to_linker::<_, crate::key_value::KeyValueHost>(
-        &mut linker,
-        InstanceState::key_value_view,
-    )?;
-    crate::bindings::wasi_keyvalue::atomics::add_to_linker::<_, crate::key_value::KeyValueHost>(
-        &mut linker,
-        InstanceState::key_value_view,
-    )?;
-    crate::bindings::wasi_keyvalue::batch::add_to_linker::<_, crate::key_value::KeyValueHost>(
-        &mut linker,
-        InstanceState::key_value_view,
-    )?;
-    crate::bindings::postgres::add_to_linker::<_, crate::postgres::PostgresHost>(
-        &mut linker,
-        InstanceState::postgres_view,
-    )?;
-    crate::bindings::variables::add_to_linker::<_, crate::variables::VariablesHost>(
-        &mut linker,
-        InstanceState::variables_view,
-    )?;
+    outbound_http::add_to_linker(&mut linker, |state| &mut state.outbound)?;
+    key_value::add_to_linker(&mut linker, InstanceState::key_value_view)?;
+    postgres::add_to_linker(&mut linker, InstanceState::postgres_view)?;
+    variables::add_to_linker(&mut linker, InstanceState::variables_view)?;
     Ok(linker)
 }

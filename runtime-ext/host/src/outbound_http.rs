@@ -20,7 +20,6 @@ use wasmtime_wasi_http::{
 
 use crate::allowed_hosts::AllowedHosts;
 use crate::chaining::{self, Chain};
-use crate::state::InstanceState;
 
 /// How long a pooled connection may stay idle before it is closed.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -159,24 +158,26 @@ const CLIENT_INTERFACE: &str = "wasi:http/client@0.3.0";
 
 /// Links `wasi:http@0.3.0` (wasmtime-wasi-http's), with `client.send` wrapped to note first which
 /// request's task is sending: the hook that sends ([`Outbound`]'s `send_request`) is not told.
-pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> wasmtime::Result<()> {
+/// `outbound` is an instance's [`Outbound`], the hooks its [`WasiHttpView`] hands out.
+pub fn add_to_linker<T: WasiHttpView + 'static>(
+    linker: &mut Linker<T>,
+    outbound: fn(&mut T) -> &mut Outbound,
+) -> wasmtime::Result<()> {
     wasmtime_wasi_http::p3::add_to_linker(linker)?;
     linker.allow_shadowing(true);
     linker.instance(CLIENT_INTERFACE)?.func_wrap_concurrent(
         "send",
-        |accessor: &Accessor<InstanceState>,
-         (request,): (Resource<wasmtime_wasi_http::p3::Request>,)| {
+        move |accessor: &Accessor<T>, (request,): (Resource<wasmtime_wasi_http::p3::Request>,)| {
             Box::pin(async move {
                 accessor.with(|mut access| -> wasmtime::Result<()> {
                     // The oldest task on the stack is the export call serving the request.
                     let task = access.as_context_mut().async_call_stack()?.last();
-                    let outbound = &mut access.data_mut().outbound;
+                    let outbound = outbound(access.data_mut());
                     outbound.sending = task.and_then(|task| outbound.traces.get(task));
                     Ok(())
                 })?;
-                let http = accessor.with_getter::<WasiHttp>(<InstanceState as WasiHttpView>::http);
-                let sent =
-                    <WasiHttp as client::HostWithStore<InstanceState>>::send(&http, request).await;
+                let http = accessor.with_getter::<WasiHttp>(T::http);
+                let sent = <WasiHttp as client::HostWithStore<T>>::send(&http, request).await;
                 // An error code goes to the guest; anything else traps, as unwrapped.
                 let sent = match sent {
                     Ok(response) => Ok(response),

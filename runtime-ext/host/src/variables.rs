@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use wasmtime::component::{Accessor, HasData};
+use wasmtime::component::{Accessor, HasData, Linker};
 
 use crate::bindings::variables as wit;
 use crate::manifest::VariableDecl;
@@ -141,6 +141,14 @@ impl ComponentVariables {
             wit::Error::Undefined(format!("no variable for {:?}.{name:?}", self.component))
         })
     }
+}
+
+/// Links `spin:variables`; `variables` are an instance's.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    variables: fn(&mut T) -> &ComponentVariables,
+) -> wasmtime::Result<()> {
+    wit::add_to_linker::<_, VariablesHost>(linker, variables)
 }
 
 /// The `HasData` marker the variables bindings are implemented on.

@@ -12,9 +12,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::bail;
-use wasmtime::component::{Accessor, FutureReader, HasData, Resource, ResourceTable, StreamReader};
+use wasmtime::component::{
+    Accessor, FutureReader, HasData, Linker, Resource, ResourceTable, StreamReader,
+};
 
 use crate::bindings::key_value as wit;
+use crate::bindings::wasi_keyvalue;
 use crate::manifest::Component;
 use crate::runtime_config::KeyValueStoreConfig;
 
@@ -138,6 +141,19 @@ pub async fn open_stores(
         }
     }
     Ok(stores)
+}
+
+/// Links `spin:key-value` and `wasi:keyvalue` (store, atomics, batch); `view` is an instance's
+/// [`KeyValueView`].
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    view: fn(&mut T) -> KeyValueView<'_>,
+) -> wasmtime::Result<()> {
+    wit::add_to_linker::<_, KeyValueHost>(linker, view)?;
+    wasi_keyvalue::store::add_to_linker::<_, KeyValueHost>(linker, view)?;
+    wasi_keyvalue::atomics::add_to_linker::<_, KeyValueHost>(linker, view)?;
+    wasi_keyvalue::batch::add_to_linker::<_, KeyValueHost>(linker, view)?;
+    Ok(())
 }
 
 /// An open store handed to the guest as a `store` resource.

@@ -21,7 +21,9 @@ use std::sync::Arc;
 
 use futures::TryStreamExt;
 use tokio_postgres::types::ToSql;
-use wasmtime::component::{Accessor, FutureReader, HasData, Resource, ResourceTable, StreamReader};
+use wasmtime::component::{
+    Accessor, FutureReader, HasData, Linker, Resource, ResourceTable, StreamReader,
+};
 
 use crate::allowed_hosts::AllowedHosts;
 use crate::bindings::postgres as wit;
@@ -68,6 +70,14 @@ impl PostgresAccess {
             client: Arc::new(client),
         })
     }
+}
+
+/// Links `spin:postgres`; `view` is an instance's [`PostgresView`].
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    view: fn(&mut T) -> PostgresView<'_>,
+) -> wasmtime::Result<()> {
+    wit::add_to_linker::<_, PostgresHost>(linker, view)
 }
 
 /// What a request's store exposes to the PostgreSQL host functions.

@@ -158,7 +158,7 @@ impl AppRuntime {
                     id: id.as_str().into(),
                     environment: component.environment.clone().into_iter().collect(),
                     files_root: has_files.then_some(files_root),
-                    key_value: KeyValueAccess::new(component, stores.clone()),
+                    key_value: KeyValueAccess::new(&component.key_value_stores, stores.clone()),
                     postgres: PostgresAccess {
                         allowed: allowed_hosts.clone(),
                         pools: pg_pools.clone(),

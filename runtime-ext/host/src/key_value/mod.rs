@@ -1,10 +1,12 @@
-//! `spin:key-value@3.0.0` (here) and `wasi:keyvalue@0.2.0-draft2` ([`wasi`]): labelled stores
-//! backed by SQLite (`spin`) or Redis.
+//! Key-value stores: `spin:key-value@3.0.0` ([`spin`]) and `wasi:keyvalue@0.2.0-draft2`
+//! ([`wasi`]) over labelled stores, each a [`Store`]: SQLite ([`sqlite`], type `spin`) or Redis
+//! ([`redis`]).
 //!
 //! A component may open only the labels in its `key_value_stores`; every such label must be
 //! defined (`default` always is), or the app does not start, as under Spin.
 
 mod redis;
+mod spin;
 mod sqlite;
 mod wasi;
 
@@ -12,105 +14,50 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::bail;
-use wasmtime::component::{
-    Accessor, FutureReader, HasData, Linker, Resource, ResourceTable, StreamReader,
-};
+use futures::future::BoxFuture;
+use wasmtime::component::{HasData, Linker, ResourceTable};
 
 use crate::bindings::key_value as wit;
 use crate::bindings::wasi_keyvalue;
 use crate::manifest::Component;
 use crate::runtime_config::KeyValueStoreConfig;
 
-pub use self::redis::RedisStore;
-pub use self::sqlite::SqliteStore;
+use self::redis::RedisStore;
+use self::sqlite::SqliteStore;
+// The guest's resources, named by the bindings.
+pub use self::spin::OpenStore;
 pub use self::wasi::{Bucket, Cas};
 
-/// A store backend.
-#[derive(Clone)]
-pub enum Backend {
-    Sqlite(SqliteStore),
-    Redis(RedisStore),
-}
+/// A key with its value, `None` for a key the store lacks.
+pub type Lookup = (String, Option<Vec<u8>>);
 
-impl Backend {
-    async fn get(&self, key: String) -> anyhow::Result<Option<Vec<u8>>> {
-        match self {
-            Self::Sqlite(store) => store.get(key).await,
-            Self::Redis(store) => store.get(key).await,
-        }
-    }
-
-    async fn set(&self, key: String, value: Vec<u8>) -> anyhow::Result<()> {
-        match self {
-            Self::Sqlite(store) => store.set(key, value).await,
-            Self::Redis(store) => store.set(key, value).await,
-        }
-    }
-
-    async fn delete(&self, key: String) -> anyhow::Result<()> {
-        match self {
-            Self::Sqlite(store) => store.delete(key).await,
-            Self::Redis(store) => store.delete(key).await,
-        }
-    }
-
-    async fn exists(&self, key: String) -> anyhow::Result<bool> {
-        match self {
-            Self::Sqlite(store) => store.exists(key).await,
-            Self::Redis(store) => store.exists(key).await,
-        }
-    }
-
-    async fn keys(&self) -> anyhow::Result<Vec<String>> {
-        match self {
-            Self::Sqlite(store) => store.keys().await,
-            Self::Redis(store) => store.keys().await,
-        }
-    }
-
-    async fn increment(&self, key: String, delta: i64) -> anyhow::Result<i64> {
-        match self {
-            Self::Sqlite(store) => store.increment(key, delta).await,
-            Self::Redis(store) => store.increment(key, delta).await,
-        }
-    }
-
-    async fn get_many(&self, keys: Vec<String>) -> anyhow::Result<Vec<(String, Option<Vec<u8>>)>> {
-        match self {
-            Self::Sqlite(store) => store.get_many(keys).await,
-            Self::Redis(store) => store.get_many(keys).await,
-        }
-    }
-
-    async fn set_many(&self, entries: Vec<(String, Vec<u8>)>) -> anyhow::Result<()> {
-        match self {
-            Self::Sqlite(store) => store.set_many(entries).await,
-            Self::Redis(store) => store.set_many(entries).await,
-        }
-    }
-
-    async fn delete_many(&self, keys: Vec<String>) -> anyhow::Result<()> {
-        match self {
-            Self::Sqlite(store) => store.delete_many(keys).await,
-            Self::Redis(store) => store.delete_many(keys).await,
-        }
-    }
-
-    async fn swap(
+/// A store backend: what both interfaces do with an open store. Each call is one operation
+/// on the backend; futures are boxed so that the app's stores are one `dyn Store` map.
+pub trait Store: Send + Sync {
+    fn get(&self, key: String) -> BoxFuture<'_, anyhow::Result<Option<Vec<u8>>>>;
+    fn set(&self, key: String, value: Vec<u8>) -> BoxFuture<'_, anyhow::Result<()>>;
+    fn delete(&self, key: String) -> BoxFuture<'_, anyhow::Result<()>>;
+    fn exists(&self, key: String) -> BoxFuture<'_, anyhow::Result<bool>>;
+    /// Every key of the store.
+    fn keys(&self) -> BoxFuture<'_, anyhow::Result<Vec<String>>>;
+    /// Adds `delta` to the counter at `key` (absent: 0), atomically; the new value.
+    fn increment(&self, key: String, delta: i64) -> BoxFuture<'_, anyhow::Result<i64>>;
+    /// Every key with its value.
+    fn get_many(&self, keys: Vec<String>) -> BoxFuture<'_, anyhow::Result<Vec<Lookup>>>;
+    fn set_many(&self, entries: Vec<(String, Vec<u8>)>) -> BoxFuture<'_, anyhow::Result<()>>;
+    fn delete_many(&self, keys: Vec<String>) -> BoxFuture<'_, anyhow::Result<()>>;
+    /// Sets `key` to `new` only if it still holds `expected` (`None`: absent), atomically;
+    /// whether it did.
+    fn swap(
         &self,
         key: String,
         expected: Option<Vec<u8>>,
         new: Vec<u8>,
-    ) -> anyhow::Result<bool> {
-        match self {
-            Self::Sqlite(store) => store.swap(key, expected, new).await,
-            Self::Redis(store) => store.swap(key, expected, new).await,
-        }
-    }
+    ) -> BoxFuture<'_, anyhow::Result<bool>>;
 }
 
 /// Every store some component uses, opened once at start-up.
-pub type Stores = HashMap<String, Backend>;
+pub type Stores = HashMap<String, Arc<dyn Store>>;
 
 /// Opens the stores named by any component's `key_value_stores`.
 pub async fn open_stores(
@@ -129,15 +76,13 @@ pub async fn open_stores(
                      (define it in the runtime config as `[key_value_store.{label}]`)"
                 );
             };
-            let backend = match config {
+            let store: Arc<dyn Store> = match config {
                 KeyValueStoreConfig::Spin { path } => {
-                    Backend::Sqlite(SqliteStore::open(label, path.as_deref())?)
+                    Arc::new(SqliteStore::open(label, path.as_deref())?)
                 }
-                KeyValueStoreConfig::Redis { url } => {
-                    Backend::Redis(RedisStore::connect(url).await?)
-                }
+                KeyValueStoreConfig::Redis { url } => Arc::new(RedisStore::connect(url).await?),
             };
-            stores.insert(label.clone(), backend);
+            stores.insert(label.clone(), store);
         }
     }
     Ok(stores)
@@ -156,11 +101,6 @@ pub fn add_to_linker<T: Send + 'static>(
     Ok(())
 }
 
-/// An open store handed to the guest as a `store` resource.
-pub struct OpenStore {
-    backend: Backend,
-}
-
 /// A component's key-value access: its allowed labels and the app's stores.
 #[derive(Clone)]
 pub struct KeyValueAccess {
@@ -169,15 +109,16 @@ pub struct KeyValueAccess {
 }
 
 impl KeyValueAccess {
-    pub fn new(component: &Component, stores: Arc<Stores>) -> Self {
+    /// The access of a component whose `key_value_stores` are `labels`.
+    pub fn new(labels: &[String], stores: Arc<Stores>) -> Self {
         Self {
-            allowed: Arc::new(component.key_value_stores.iter().cloned().collect()),
+            allowed: Arc::new(labels.iter().cloned().collect()),
             stores,
         }
     }
 
     /// The store behind `label`, if this component may open it.
-    fn backend(&self, label: &str) -> Result<Backend, OpenError> {
+    fn open(&self, label: &str) -> Result<Arc<dyn Store>, OpenError> {
         if !self.allowed.contains(label) {
             return Err(OpenError::AccessDenied);
         }
@@ -189,6 +130,7 @@ impl KeyValueAccess {
 }
 
 /// Why a label cannot be opened; both interfaces report these as their own error variants.
+#[derive(Debug, PartialEq)]
 enum OpenError {
     AccessDenied,
     NoSuchStore,
@@ -207,97 +149,121 @@ impl HasData for KeyValueHost {
     type Data<'a> = KeyValueView<'a>;
 }
 
-impl wit::Host for KeyValueView<'_> {}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl wit::HostStore for KeyValueView<'_> {
-    async fn drop(&mut self, store: Resource<OpenStore>) -> wasmtime::Result<()> {
-        self.table.delete(store)?;
-        Ok(())
-    }
-}
-
-fn other(error: anyhow::Error) -> wit::Error {
-    wit::Error::Other(format!("{error:#}"))
-}
-
-/// The backend behind a guest's handle; an unknown handle is a guest bug and traps.
-fn backend_of<T>(
-    accessor: &Accessor<T, KeyValueHost>,
-    store: &Resource<OpenStore>,
-) -> wasmtime::Result<Backend> {
-    accessor.with(|mut access| Ok(access.get().table.get(store)?.backend.clone()))
-}
-
-impl<T> wit::HostStoreWithStore<T> for KeyValueHost {
-    async fn open(
-        accessor: &Accessor<T, Self>,
-        label: String,
-    ) -> wasmtime::Result<Result<Resource<OpenStore>, wit::Error>> {
-        accessor.with(|mut access| {
-            let view = access.get();
-            let backend = match view.access.backend(&label) {
-                Ok(backend) => backend,
-                Err(OpenError::AccessDenied) => return Ok(Err(wit::Error::AccessDenied)),
-                Err(OpenError::NoSuchStore) => return Ok(Err(wit::Error::NoSuchStore)),
-            };
-            Ok(view
-                .table
-                .push(OpenStore { backend })
-                .map_err(|_| wit::Error::StoreTableFull))
-        })
+    fn memory_store(label: &str) -> Arc<dyn Store> {
+        Arc::new(SqliteStore::open(label, None).unwrap())
     }
 
-    async fn get(
-        accessor: &Accessor<T, Self>,
-        store: Resource<OpenStore>,
-        key: String,
-    ) -> wasmtime::Result<Result<Option<Vec<u8>>, wit::Error>> {
-        let backend = backend_of(accessor, &store)?;
-        Ok(backend.get(key).await.map_err(other))
+    fn access(labels: &[&str], stores: &[&str]) -> KeyValueAccess {
+        let labels: Vec<String> = labels.iter().map(|label| label.to_string()).collect();
+        let stores = stores
+            .iter()
+            .map(|label| (label.to_string(), memory_store(label)))
+            .collect();
+        KeyValueAccess::new(&labels, Arc::new(stores))
     }
 
-    async fn set(
-        accessor: &Accessor<T, Self>,
-        store: Resource<OpenStore>,
-        key: String,
-        value: Vec<u8>,
-    ) -> wasmtime::Result<Result<(), wit::Error>> {
-        let backend = backend_of(accessor, &store)?;
-        Ok(backend.set(key, value).await.map_err(other))
+    fn component(labels: &[&str]) -> Component {
+        toml::from_str(&format!(
+            "source = \"app.wasm\"\nkey_value_stores = {labels:?}"
+        ))
+        .unwrap()
     }
 
-    async fn delete(
-        accessor: &Accessor<T, Self>,
-        store: Resource<OpenStore>,
-        key: String,
-    ) -> wasmtime::Result<Result<(), wit::Error>> {
-        let backend = backend_of(accessor, &store)?;
-        Ok(backend.delete(key).await.map_err(other))
+    #[test]
+    fn a_component_opens_only_the_labels_it_lists() {
+        let access = access(&["default"], &["default", "cache"]);
+        assert!(access.open("default").is_ok());
+        assert_eq!(access.open("cache").err(), Some(OpenError::AccessDenied));
+        assert_eq!(access.open("unknown").err(), Some(OpenError::AccessDenied));
     }
 
-    async fn exists(
-        accessor: &Accessor<T, Self>,
-        store: Resource<OpenStore>,
-        key: String,
-    ) -> wasmtime::Result<Result<bool, wit::Error>> {
-        let backend = backend_of(accessor, &store)?;
-        Ok(backend.exists(key).await.map_err(other))
+    #[test]
+    fn a_listed_label_without_a_store_is_no_such_store() {
+        let access = access(&["default", "gone"], &["default"]);
+        assert_eq!(access.open("gone").err(), Some(OpenError::NoSuchStore));
     }
 
-    async fn get_keys(
-        accessor: &Accessor<T, Self>,
-        store: Resource<OpenStore>,
-    ) -> wasmtime::Result<(StreamReader<String>, FutureReader<Result<(), wit::Error>>)> {
-        let backend = backend_of(accessor, &store)?;
-        let (keys, outcome) = match backend.keys().await {
-            Ok(keys) => (keys, Ok(())),
-            Err(error) => (Vec::new(), Err(other(error))),
-        };
-        accessor.with(|mut access| {
-            let keys = StreamReader::new(&mut access, keys)?;
-            let outcome =
-                FutureReader::new(&mut access, async move { wasmtime::error::Ok(outcome) })?;
-            Ok((keys, outcome))
-        })
+    #[test]
+    fn both_interfaces_report_their_own_variants() {
+        use crate::bindings::wasi_keyvalue::store;
+        assert!(matches!(
+            wit::Error::from(OpenError::AccessDenied),
+            wit::Error::AccessDenied
+        ));
+        assert!(matches!(
+            wit::Error::from(OpenError::NoSuchStore),
+            wit::Error::NoSuchStore
+        ));
+        assert!(matches!(
+            store::Error::from(OpenError::AccessDenied),
+            store::Error::AccessDenied
+        ));
+        assert!(matches!(
+            store::Error::from(OpenError::NoSuchStore),
+            store::Error::NoSuchStore
+        ));
+    }
+
+    #[tokio::test]
+    async fn each_label_is_opened_once_and_shared() {
+        let components = BTreeMap::from([
+            ("a".to_string(), component(&["default", "cache"])),
+            ("b".to_string(), component(&["cache"])),
+            ("c".to_string(), component(&[])),
+        ]);
+        let configured = BTreeMap::from([
+            (
+                "default".to_string(),
+                KeyValueStoreConfig::Spin { path: None },
+            ),
+            (
+                "cache".to_string(),
+                KeyValueStoreConfig::Spin { path: None },
+            ),
+            (
+                "unused".to_string(),
+                KeyValueStoreConfig::Spin { path: None },
+            ),
+        ]);
+        let stores = Arc::new(open_stores(&components, &configured).await.unwrap());
+        let mut labels: Vec<_> = stores.keys().map(String::as_str).collect();
+        labels.sort_unstable();
+        assert_eq!(
+            labels,
+            ["cache", "default"],
+            "only the labels a component lists"
+        );
+
+        let a = KeyValueAccess::new(&components["a"].key_value_stores, stores.clone());
+        let b = KeyValueAccess::new(&components["b"].key_value_stores, stores.clone());
+        a.open("cache")
+            .unwrap()
+            .set("k".into(), b"v".to_vec())
+            .await
+            .unwrap();
+        let seen = b.open("cache").unwrap().get("k".into()).await.unwrap();
+        assert_eq!(seen.as_deref(), Some(&b"v"[..]), "one store behind a label");
+        assert_eq!(b.open("default").err(), Some(OpenError::AccessDenied));
+    }
+
+    #[tokio::test]
+    async fn a_label_the_runtime_config_lacks_stops_the_app() {
+        let components = BTreeMap::from([("web".to_string(), component(&["sessions"]))]);
+        let configured = BTreeMap::from([(
+            "default".to_string(),
+            KeyValueStoreConfig::Spin { path: None },
+        )]);
+        let error = open_stores(&components, &configured).await.err().unwrap();
+        let message = format!("{error:#}");
+        assert!(
+            message.contains("component `web`")
+                && message.contains("unknown label `sessions`")
+                && message.contains("[key_value_store.sessions]"),
+            "{message}"
+        );
     }
 }

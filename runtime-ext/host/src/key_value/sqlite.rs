@@ -4,7 +4,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
+use futures::future::BoxFuture;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use super::{Lookup, Store};
 
 /// Spin's schema, so a `.spin/sqlite_key_value.db` is interchangeable between spin and spinyard.
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS spin_key_value (
@@ -93,128 +96,149 @@ impl SqliteStore {
         })
         .await
     }
+}
 
-    pub async fn get(&self, key: String) -> anyhow::Result<Option<Vec<u8>>> {
-        self.with(move |db, store| {
-            db.prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?
-                .query_row(params![store, key], |row| row.get(0))
-                .optional()
+impl Store for SqliteStore {
+    fn get(&self, key: String) -> BoxFuture<'_, anyhow::Result<Option<Vec<u8>>>> {
+        Box::pin(async move {
+            self.with(move |db, store| {
+                db.prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?
+                    .query_row(params![store, key], |row| row.get(0))
+                    .optional()
+            })
+            .await
         })
-        .await
     }
 
-    pub async fn set(&self, key: String, value: Vec<u8>) -> anyhow::Result<()> {
-        self.with(move |db, store| {
-            db.prepare_cached(UPSERT)?
-                .execute(params![store, key, value])
-                .map(drop)
+    fn set(&self, key: String, value: Vec<u8>) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async move {
+            self.with(move |db, store| {
+                db.prepare_cached(UPSERT)?
+                    .execute(params![store, key, value])
+                    .map(drop)
+            })
+            .await
         })
-        .await
     }
 
-    pub async fn delete(&self, key: String) -> anyhow::Result<()> {
-        self.with(move |db, store| {
-            db.prepare_cached("DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2")?
-                .execute(params![store, key])
-                .map(drop)
+    fn delete(&self, key: String) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async move {
+            self.with(move |db, store| {
+                db.prepare_cached("DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2")?
+                    .execute(params![store, key])
+                    .map(drop)
+            })
+            .await
         })
-        .await
     }
 
-    pub async fn exists(&self, key: String) -> anyhow::Result<bool> {
-        self.with(move |db, store| {
-            db.prepare_cached("SELECT 1 FROM spin_key_value WHERE store = ?1 AND key = ?2")?
-                .query_row(params![store, key], |_| Ok(()))
-                .optional()
-                .map(|found| found.is_some())
+    fn exists(&self, key: String) -> BoxFuture<'_, anyhow::Result<bool>> {
+        Box::pin(async move {
+            self.with(move |db, store| {
+                db.prepare_cached("SELECT 1 FROM spin_key_value WHERE store = ?1 AND key = ?2")?
+                    .query_row(params![store, key], |_| Ok(()))
+                    .optional()
+                    .map(|found| found.is_some())
+            })
+            .await
         })
-        .await
     }
 
-    pub async fn keys(&self) -> anyhow::Result<Vec<String>> {
-        self.with(|db, store| {
-            db.prepare_cached("SELECT key FROM spin_key_value WHERE store = ?1 ORDER BY key")?
-                .query_map(params![store], |row| row.get(0))?
-                .collect()
+    fn keys(&self) -> BoxFuture<'_, anyhow::Result<Vec<String>>> {
+        Box::pin(async move {
+            self.with(|db, store| {
+                db.prepare_cached("SELECT key FROM spin_key_value WHERE store = ?1 ORDER BY key")?
+                    .query_map(params![store], |row| row.get(0))?
+                    .collect()
+            })
+            .await
         })
-        .await
     }
 
     /// Adds `delta` in one transaction; the value is an `i64` in little-endian bytes, as Spin
     /// stores it, so only `increment` (not `get`) reads it portably.
-    pub async fn increment(&self, key: String, delta: i64) -> anyhow::Result<i64> {
-        self.in_transaction(move |tx, label| {
-            let current: Option<Vec<u8>> = tx
-                .prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?
-                .query_row(params![label, key], |row| row.get(0))
-                .optional()?;
-            let current = match current {
-                None => 0,
-                Some(bytes) => i64::from_le_bytes(bytes.try_into().map_err(|_| {
-                    anyhow::anyhow!("the value of `{key}` is not a counter (8-byte integer)")
-                })?),
-            };
-            let next = current
-                .checked_add(delta)
-                .with_context(|| format!("counter `{key}` would overflow"))?;
-            tx.prepare_cached(UPSERT)?
-                .execute(params![label, key, next.to_le_bytes()])?;
-            Ok(next)
+    fn increment(&self, key: String, delta: i64) -> BoxFuture<'_, anyhow::Result<i64>> {
+        Box::pin(async move {
+            self.in_transaction(move |tx, label| {
+                let current: Option<Vec<u8>> = tx
+                    .prepare_cached(
+                        "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2",
+                    )?
+                    .query_row(params![label, key], |row| row.get(0))
+                    .optional()?;
+                let current = match current {
+                    None => 0,
+                    Some(bytes) => i64::from_le_bytes(bytes.try_into().map_err(|_| {
+                        anyhow::anyhow!("the value of `{key}` is not a counter (8-byte integer)")
+                    })?),
+                };
+                let next = current
+                    .checked_add(delta)
+                    .with_context(|| format!("counter `{key}` would overflow"))?;
+                tx.prepare_cached(UPSERT)?
+                    .execute(params![label, key, next.to_le_bytes()])?;
+                Ok(next)
+            })
+            .await
         })
-        .await
     }
 
     /// Every key with its value, `None` for a key the store lacks.
-    pub async fn get_many(
-        &self,
-        keys: Vec<String>,
-    ) -> anyhow::Result<Vec<(String, Option<Vec<u8>>)>> {
-        self.with(move |db, store| {
-            let mut select = db
-                .prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?;
-            keys.into_iter()
-                .map(|key| {
-                    let value = select
-                        .query_row(params![store, key], |row| row.get(0))
-                        .optional()?;
-                    Ok((key, value))
-                })
-                .collect()
+    fn get_many(&self, keys: Vec<String>) -> BoxFuture<'_, anyhow::Result<Vec<Lookup>>> {
+        Box::pin(async move {
+            self.with(move |db, store| {
+                let mut select = db.prepare_cached(
+                    "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2",
+                )?;
+                keys.into_iter()
+                    .map(|key| {
+                        let value = select
+                            .query_row(params![store, key], |row| row.get(0))
+                            .optional()?;
+                        Ok((key, value))
+                    })
+                    .collect()
+            })
+            .await
         })
-        .await
     }
 
-    pub async fn set_many(&self, entries: Vec<(String, Vec<u8>)>) -> anyhow::Result<()> {
-        self.in_transaction(move |tx, label| {
-            for (key, value) in entries {
-                tx.prepare_cached(UPSERT)?
-                    .execute(params![label, key, value])?;
-            }
-            Ok(())
+    fn set_many(&self, entries: Vec<(String, Vec<u8>)>) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async move {
+            self.in_transaction(move |tx, label| {
+                for (key, value) in entries {
+                    tx.prepare_cached(UPSERT)?
+                        .execute(params![label, key, value])?;
+                }
+                Ok(())
+            })
+            .await
         })
-        .await
     }
 
-    pub async fn delete_many(&self, keys: Vec<String>) -> anyhow::Result<()> {
-        self.with(move |db, store| {
-            let mut delete =
-                db.prepare_cached("DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2")?;
-            for key in keys {
-                delete.execute(params![store, key])?;
-            }
-            Ok(())
+    fn delete_many(&self, keys: Vec<String>) -> BoxFuture<'_, anyhow::Result<()>> {
+        Box::pin(async move {
+            self.with(move |db, store| {
+                let mut delete =
+                    db.prepare_cached("DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2")?;
+                for key in keys {
+                    delete.execute(params![store, key])?;
+                }
+                Ok(())
+            })
+            .await
         })
-        .await
     }
 
     /// Sets `key` to `new` only if it still holds `expected` (`None`: absent); whether it did.
-    pub async fn swap(
+    fn swap(
         &self,
         key: String,
         expected: Option<Vec<u8>>,
         new: Vec<u8>,
-    ) -> anyhow::Result<bool> {
-        self.with(move |db, store| {
+    ) -> BoxFuture<'_, anyhow::Result<bool>> {
+        Box::pin(async move {
+            self.with(move |db, store| {
             let changed = match expected {
                 Some(old) => db
                     .prepare_cached(
@@ -231,5 +255,6 @@ impl SqliteStore {
             Ok(changed == 1)
         })
         .await
+        })
     }
 }

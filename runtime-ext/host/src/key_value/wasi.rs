@@ -2,21 +2,32 @@
 //!
 //! An identifier passed to `store.open` is a `key_value_stores` label, as in Spin.
 
+use std::sync::Arc;
+
 use wasmtime::component::Resource;
 
-use super::{Backend, KeyValueView, OpenError};
+use super::{KeyValueView, OpenError, Store};
 use crate::bindings::wasi_keyvalue::{atomics, batch, store};
 
 /// An open bucket handed to the guest.
 pub struct Bucket {
-    backend: Backend,
+    store: Arc<dyn Store>,
 }
 
 /// A compare-and-swap in progress: the value `current` saw (outer `None`: not read yet).
 pub struct Cas {
-    backend: Backend,
+    store: Arc<dyn Store>,
     key: String,
     seen: Option<Option<Vec<u8>>>,
+}
+
+impl From<OpenError> for store::Error {
+    fn from(error: OpenError) -> Self {
+        match error {
+            OpenError::AccessDenied => Self::AccessDenied,
+            OpenError::NoSuchStore => Self::NoSuchStore,
+        }
+    }
 }
 
 fn other(error: anyhow::Error) -> store::Error {
@@ -24,9 +35,9 @@ fn other(error: anyhow::Error) -> store::Error {
 }
 
 impl KeyValueView<'_> {
-    /// The backend behind a guest's bucket handle; an unknown handle is a guest bug and traps.
-    fn bucket(&self, bucket: &Resource<Bucket>) -> wasmtime::Result<Backend> {
-        Ok(self.table.get(bucket)?.backend.clone())
+    /// The store behind a guest's bucket handle; an unknown handle is a guest bug and traps.
+    fn bucket(&self, bucket: &Resource<Bucket>) -> wasmtime::Result<Arc<dyn Store>> {
+        Ok(self.table.get(bucket)?.store.clone())
     }
 }
 
@@ -35,12 +46,11 @@ impl store::Host for KeyValueView<'_> {
         &mut self,
         identifier: String,
     ) -> wasmtime::Result<Result<Resource<Bucket>, store::Error>> {
-        let backend = match self.access.backend(&identifier) {
-            Ok(backend) => backend,
-            Err(OpenError::AccessDenied) => return Ok(Err(store::Error::AccessDenied)),
-            Err(OpenError::NoSuchStore) => return Ok(Err(store::Error::NoSuchStore)),
+        let store = match self.access.open(&identifier) {
+            Ok(store) => store,
+            Err(error) => return Ok(Err(error.into())),
         };
-        Ok(Ok(self.table.push(Bucket { backend })?))
+        Ok(Ok(self.table.push(Bucket { store })?))
     }
 }
 
@@ -120,20 +130,20 @@ impl atomics::Host for KeyValueView<'_> {
         cas: Resource<Cas>,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), atomics::CasError>> {
-        let Cas { backend, key, seen } = self.table.delete(cas)?;
+        let Cas { store, key, seen } = self.table.delete(cas)?;
         let expected = match seen {
             Some(seen) => seen,
             // Never read: compare against what is there now.
-            None => match backend.get(key.clone()).await {
+            None => match store.get(key.clone()).await {
                 Ok(value) => value,
                 Err(error) => return Ok(Err(atomics::CasError::StoreError(other(error)))),
             },
         };
-        match backend.swap(key.clone(), expected, value).await {
+        match store.swap(key.clone(), expected, value).await {
             Ok(true) => Ok(Ok(())),
             Ok(false) => {
                 let retry = self.table.push(Cas {
-                    backend,
+                    store,
                     key,
                     seen: None,
                 })?;
@@ -150,9 +160,9 @@ impl atomics::HostCas for KeyValueView<'_> {
         bucket: Resource<Bucket>,
         key: String,
     ) -> wasmtime::Result<Result<Resource<Cas>, store::Error>> {
-        let backend = self.bucket(&bucket)?;
+        let store = self.bucket(&bucket)?;
         Ok(Ok(self.table.push(Cas {
-            backend,
+            store,
             key,
             seen: None,
         })?))
@@ -162,11 +172,11 @@ impl atomics::HostCas for KeyValueView<'_> {
         &mut self,
         cas: Resource<Cas>,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, store::Error>> {
-        let (backend, key) = {
+        let (store, key) = {
             let cas = self.table.get(&cas)?;
-            (cas.backend.clone(), cas.key.clone())
+            (cas.store.clone(), cas.key.clone())
         };
-        let value = match backend.get(key).await {
+        let value = match store.get(key).await {
             Ok(value) => value,
             Err(error) => return Ok(Err(other(error))),
         };

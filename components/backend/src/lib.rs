@@ -18,6 +18,7 @@ mod errors;
 mod products;
 
 use guest_kit::metrics;
+use guest_kit::routes::{Route, Routes};
 use guest_kit::{ApiError, ApiResult, Log, Response, Service, json};
 use http::StatusCode;
 use spin_sdk::http::{Method, Request};
@@ -30,22 +31,56 @@ static SERVICE: Service = Service {
     counters: &[&products::DATABASE_QUERIES],
     histograms: &[],
     gauges: &[&products::DATABASE_CONNECTIONS],
-    route_of,
+    route_of: |path| ROUTES.label(path),
 };
 
-/// The route templates, so an id in the path does not make a new series.
-fn route_of(path: &str) -> Option<&'static str> {
-    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    Some(match segments.as_slice() {
-        ["products"] => "/products",
-        ["products", _] => "/products/{id}",
-        ["slow"] => "/slow",
-        ["error"] => "/error",
-        ["backend", "health"] => "/health",
-        ["backend", "metrics"] => return None,
-        _ => "unmatched",
-    })
+#[derive(Clone, Copy)]
+enum Endpoint {
+    ListProducts,
+    CreateProduct,
+    GetProduct,
+    Slow,
+    Error,
+    Health,
+    Metrics,
 }
+
+/// Labelled with the seed's route templates, so an id in the path does not make a new series.
+static ROUTES: Routes<Endpoint> = Routes(&[
+    Route {
+        path: "/products",
+        label: Some("/products"),
+        methods: &[
+            (Method::GET, Endpoint::ListProducts),
+            (Method::POST, Endpoint::CreateProduct),
+        ],
+    },
+    Route {
+        path: "/products/:id",
+        label: Some("/products/{id}"),
+        methods: &[(Method::GET, Endpoint::GetProduct)],
+    },
+    Route {
+        path: "/slow",
+        label: Some("/slow"),
+        methods: &[(Method::GET, Endpoint::Slow)],
+    },
+    Route {
+        path: "/error",
+        label: Some("/error"),
+        methods: &[(Method::GET, Endpoint::Error)],
+    },
+    Route {
+        path: "/backend/health",
+        label: Some("/health"),
+        methods: &[(Method::GET, Endpoint::Health)],
+    },
+    Route {
+        path: "/backend/metrics",
+        label: None,
+        methods: &[(Method::GET, Endpoint::Metrics)],
+    },
+]);
 
 #[http_service]
 async fn handle(request: Request) -> Response {
@@ -54,28 +89,18 @@ async fn handle(request: Request) -> Response {
 
 async fn route(request: Request, log: Log) -> ApiResult<Response> {
     let path = guest_kit::request::path(&request).to_owned();
-    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    let method = request.method().clone();
-    match (segments.as_slice(), method) {
-        (["products"], Method::GET) => {
-            let limit = guest_kit::request::query_param(&request, "limit");
-            let offset = guest_kit::request::query_param(&request, "offset");
-            products::list(limit.as_deref(), offset.as_deref(), &log).await
+    let matched = ROUTES.find(request.method(), &path)?;
+    let query = |name| guest_kit::request::query_param(&request, name);
+    match matched.endpoint {
+        Endpoint::ListProducts => {
+            products::list(query("limit").as_deref(), query("offset").as_deref(), &log).await
         }
-        (["products"], Method::POST) => products::create(request, &log).await,
-        (["products", id], Method::GET) => products::get(id, &log).await,
-        (["slow"], Method::GET) => slow().await,
-        (["error"], Method::GET) => Ok(errors::respond(guest_kit::request::query_param(
-            &request, "type",
-        ))),
-        (["backend", "health"], Method::GET) => Ok(health().await),
-        (["backend", "metrics"], Method::GET) => SERVICE.render_metrics(vec![]),
-        (["products"], _) => Err(ApiError::method_not_allowed("GET, POST")),
-        (
-            ["products", _] | ["slow"] | ["error"] | ["backend", "health"] | ["backend", "metrics"],
-            _,
-        ) => Err(ApiError::method_not_allowed("GET")),
-        _ => Err(ApiError::not_found(format!("no route for {path}"))),
+        Endpoint::CreateProduct => products::create(request, &log).await,
+        Endpoint::GetProduct => products::get(matched.param("id"), &log).await,
+        Endpoint::Slow => slow().await,
+        Endpoint::Error => Ok(errors::respond(query("type"))),
+        Endpoint::Health => Ok(health().await),
+        Endpoint::Metrics => SERVICE.render_metrics(vec![]),
     }
 }
 

@@ -18,18 +18,15 @@ mod orders;
 mod users;
 
 use guest_kit::metrics;
-use guest_kit::{ApiError, ApiResult, Log, Response, Service, probe};
+use guest_kit::probe::{self, Probe};
+use guest_kit::routes::{Route, Routes};
+use guest_kit::{ApiResult, Log, Response, Service};
 use spin_sdk::http::{Method, Request};
 use spin_sdk::http_service;
 
 const INFO: probe::Service = probe::Service {
     name: "business-logic",
     version: env!("CARGO_PKG_VERSION"),
-    endpoints: &[
-        "/api/v1/validate/user",
-        "/api/v1/process/order",
-        "/api/v1/analytics/summary",
-    ],
 };
 
 /// Seed 004 names no metrics; the request families carry the seed-001 names.
@@ -39,8 +36,56 @@ static SERVICE: Service = Service {
     counters: &[],
     histograms: &[],
     gauges: &[],
-    route_of: |path| probe::route_of(&INFO, path),
+    route_of: |path| ROUTES.label(path),
 };
+
+#[derive(Clone, Copy)]
+enum Endpoint {
+    ValidateUser,
+    ProcessOrder,
+    Summary,
+    Probe(Probe),
+    Metrics,
+}
+
+/// The service's endpoints (listed by its `api/v1/info`), then its probes and metrics.
+static ROUTES: Routes<Endpoint> = Routes(&[
+    Route {
+        path: "/api/v1/validate/user",
+        label: Some("/api/v1/validate/user"),
+        methods: &[(Method::POST, Endpoint::ValidateUser)],
+    },
+    Route {
+        path: "/api/v1/process/order",
+        label: Some("/api/v1/process/order"),
+        methods: &[(Method::POST, Endpoint::ProcessOrder)],
+    },
+    Route {
+        path: "/api/v1/analytics/summary",
+        label: Some("/api/v1/analytics/summary"),
+        methods: &[(Method::GET, Endpoint::Summary)],
+    },
+    Route {
+        path: "/business-logic/health/live",
+        label: Some("/health/live"),
+        methods: &[(Method::GET, Endpoint::Probe(Probe::Live))],
+    },
+    Route {
+        path: "/business-logic/health/ready",
+        label: Some("/health/ready"),
+        methods: &[(Method::GET, Endpoint::Probe(Probe::Ready))],
+    },
+    Route {
+        path: "/business-logic/api/v1/info",
+        label: Some("/api/v1/info"),
+        methods: &[(Method::GET, Endpoint::Probe(Probe::Info))],
+    },
+    Route {
+        path: "/business-logic/metrics",
+        label: None,
+        methods: &[(Method::GET, Endpoint::Metrics)],
+    },
+]);
 
 #[http_service]
 async fn handle(request: Request) -> Response {
@@ -48,24 +93,12 @@ async fn handle(request: Request) -> Response {
 }
 
 async fn route(request: Request, _log: Log) -> ApiResult<Response> {
-    let path = guest_kit::request::path(&request)
-        .trim_end_matches('/')
-        .to_owned();
-    let method = request.method().clone();
-    if let Some(answer) = probe::serve(&INFO, &method, &path).await {
-        return answer;
-    }
-    match (path.as_str(), method) {
-        ("/business-logic/metrics", Method::GET) => SERVICE.render_metrics(vec![]),
-        ("/api/v1/validate/user", Method::POST) => users::validate(request).await,
-        ("/api/v1/process/order", Method::POST) => orders::process(request).await,
-        ("/api/v1/analytics/summary", Method::GET) => orders::summary().await,
-        ("/api/v1/validate/user" | "/api/v1/process/order", _) => {
-            Err(ApiError::method_not_allowed("POST"))
-        }
-        ("/api/v1/analytics/summary" | "/business-logic/metrics", _) => {
-            Err(ApiError::method_not_allowed("GET"))
-        }
-        _ => Err(ApiError::not_found(format!("no route for {path}"))),
+    let path = guest_kit::request::path(&request).to_owned();
+    match ROUTES.find(request.method(), &path)?.endpoint {
+        Endpoint::ValidateUser => users::validate(request).await,
+        Endpoint::ProcessOrder => orders::process(request).await,
+        Endpoint::Summary => orders::summary().await,
+        Endpoint::Probe(probe) => Ok(probe::answer(&INFO, &ROUTES, probe).await),
+        Endpoint::Metrics => SERVICE.render_metrics(vec![]),
     }
 }

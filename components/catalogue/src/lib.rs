@@ -20,7 +20,10 @@
 mod config;
 mod products;
 
+use std::rc::Rc;
+
 use guest_kit::metrics::{Gauge, GaugeValue, HttpMetrics};
+use guest_kit::routes::{Route, Routes};
 use guest_kit::{ApiError, ApiResult, Log, Response, Service, json};
 use http::{HeaderValue, StatusCode};
 use spin_sdk::http::{Method, Request};
@@ -46,7 +49,7 @@ static SERVICE: Service = Service {
     counters: &[],
     histograms: &[],
     gauges: &[],
-    route_of,
+    route_of: |path| ROUTES.label(path),
 };
 
 static DB_CONNECTION_STATUS: Gauge = Gauge {
@@ -61,18 +64,50 @@ static PRODUCTS_TOTAL: Gauge = Gauge {
     labels: &[],
 };
 
-/// The Flask endpoint names of the seed's routes.
-fn route_of(path: &str) -> Option<&'static str> {
-    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    Some(match segments.as_slice() {
-        ["api", "products"] => "get_products",
-        ["api", "products", _] => "get_product",
-        ["catalogue"] => "home",
-        ["catalogue", "health"] => "health",
-        ["catalogue", "metrics"] => return None,
-        _ => "unmatched",
-    })
+#[derive(Clone, Copy)]
+enum Endpoint {
+    Products,
+    Product,
+    NoProduct,
+    Home,
+    Health,
+    Metrics,
 }
+
+/// Labelled with the Flask endpoint names of the seed's routes.
+static ROUTES: Routes<Endpoint> = Routes(&[
+    Route {
+        path: "/api/products",
+        label: Some("get_products"),
+        methods: &[(Method::GET, Endpoint::Products)],
+    },
+    Route {
+        path: "/api/products/:id",
+        label: Some("get_product"),
+        methods: &[(Method::GET, Endpoint::Product)],
+    },
+    // Flask has no such route; the product's JSON 404 answers it, as for a malformed id.
+    Route {
+        path: "/api/products/...",
+        label: Some("unmatched"),
+        methods: &[(Method::GET, Endpoint::NoProduct)],
+    },
+    Route {
+        path: "/catalogue",
+        label: Some("home"),
+        methods: &[(Method::GET, Endpoint::Home)],
+    },
+    Route {
+        path: "/catalogue/health",
+        label: Some("health"),
+        methods: &[(Method::GET, Endpoint::Health)],
+    },
+    Route {
+        path: "/catalogue/metrics",
+        label: None,
+        methods: &[(Method::GET, Endpoint::Metrics)],
+    },
+]);
 
 #[http_service]
 async fn handle(request: Request) -> Response {
@@ -81,42 +116,40 @@ async fn handle(request: Request) -> Response {
 
 async fn route(request: Request, log: Log) -> ApiResult<Response> {
     let path = guest_kit::request::path(&request).to_owned();
-    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    if request.method() != Method::GET {
-        return Err(ApiError {
-            allow: Some("GET"),
-            ..ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "only GET is supported here")
-        });
-    }
-    if segments == ["catalogue", "health"] {
+    let matched = ROUTES.find(request.method(), &path)?;
+    Ok(match matched.endpoint {
+        Endpoint::Products => {
+            let (products, source) = products::all(&*config(&log).await?, &log).await;
+            with_source(json(StatusCode::OK, &*products), source)
+        }
+        Endpoint::Product => {
+            let raw_id = matched.param("id");
+            match products::parse_id(raw_id) {
+                Ok(id) => match products::one(&*config(&log).await?, id, &log).await {
+                    (Some(product), source) => with_source(json(StatusCode::OK, &product), source),
+                    (None, source) => with_source(not_found(raw_id), source),
+                },
+                Err(products::IdError::Malformed) => not_found(raw_id),
+            }
+        }
+        Endpoint::NoProduct => {
+            let rest = path.trim_end_matches('/').strip_prefix("/api/products/");
+            not_found(rest.unwrap_or_default())
+        }
+        Endpoint::Home => home(&*config(&log).await?, &request, &log).await,
         // Liveness does not depend on configuration or the database.
-        return Ok(json(
-            StatusCode::OK,
-            &serde_json::json!({ "status": "healthy" }),
-        ));
-    }
-    let config = Config::current(&log).await.map_err(|e| {
+        Endpoint::Health => json(StatusCode::OK, &serde_json::json!({ "status": "healthy" })),
+        Endpoint::Metrics => return metrics(&*config(&log).await?, &log).await,
+    })
+}
+
+/// The configuration now (see [`config`]); a 500 naming the problem when it is invalid.
+async fn config(log: &Log) -> ApiResult<Rc<Config>> {
+    Config::current(log).await.map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("configuration: {e}"),
         )
-    })?;
-    Ok(match segments.as_slice() {
-        ["api", "products"] => {
-            let (products, source) = products::all(&config, &log).await;
-            with_source(json(StatusCode::OK, &*products), source)
-        }
-        ["api", "products", raw_id] => match products::parse_id(raw_id) {
-            Ok(id) => match products::one(&config, id, &log).await {
-                (Some(product), source) => with_source(json(StatusCode::OK, &product), source),
-                (None, source) => with_source(not_found(raw_id), source),
-            },
-            Err(products::IdError::Malformed) => not_found(raw_id),
-        },
-        ["api", "products", rest @ ..] => not_found(&rest.join("/")),
-        ["catalogue"] => home(&config, &request, &log).await,
-        ["catalogue", "metrics"] => return metrics(&config, &log).await,
-        _ => return Err(ApiError::not_found(format!("no route for {path}"))),
     })
 }
 

@@ -17,6 +17,7 @@ mod store;
 
 use guest_kit::bridge;
 use guest_kit::metrics;
+use guest_kit::routes::{Route, Routes};
 use guest_kit::{ApiError, ApiResult, Log, Response, Service, json};
 use http::StatusCode;
 use spin_sdk::http::{Method, Request};
@@ -29,18 +30,40 @@ static SERVICE: Service = Service {
     counters: &[&bridge::MESSAGES_PROCESSED],
     histograms: &[&bridge::MESSAGE_PROCESSING],
     gauges: &[],
-    route_of,
+    route_of: |path| ROUTES.label(path),
 };
 
-fn route_of(path: &str) -> Option<&'static str> {
-    Some(match path.trim_end_matches('/') {
-        p if p.starts_with("/purchases/") => "/purchases/{userid}",
-        "/customer-management-api/kafka/purchases" => "/kafka/purchases",
-        "/customer-management-api/health" => "/health",
-        "/customer-management-api/metrics" => return None,
-        _ => "unmatched",
-    })
+#[derive(Clone, Copy)]
+enum Endpoint {
+    UserPurchases,
+    Deliveries,
+    Health,
+    Metrics,
 }
+
+/// Labelled with the seed's paths (prometheus-flask-exporter's `path`).
+static ROUTES: Routes<Endpoint> = Routes(&[
+    Route {
+        path: "/purchases/:userid",
+        label: Some("/purchases/{userid}"),
+        methods: &[(Method::GET, Endpoint::UserPurchases)],
+    },
+    Route {
+        path: "/customer-management-api/kafka/purchases",
+        label: Some("/kafka/purchases"),
+        methods: &[(Method::POST, Endpoint::Deliveries)],
+    },
+    Route {
+        path: "/customer-management-api/health",
+        label: Some("/health"),
+        methods: &[(Method::GET, Endpoint::Health)],
+    },
+    Route {
+        path: "/customer-management-api/metrics",
+        label: None,
+        methods: &[(Method::GET, Endpoint::Metrics)],
+    },
+]);
 
 #[http_service]
 async fn handle(request: Request) -> Response {
@@ -49,36 +72,26 @@ async fn handle(request: Request) -> Response {
 
 async fn route(request: Request, log: Log) -> ApiResult<Response> {
     let path = guest_kit::request::path(&request).to_owned();
-    let method = request.method().clone();
-    if let Some(userid) = path.strip_prefix("/purchases/") {
-        if method != Method::GET {
-            return Err(ApiError::method_not_allowed("GET"));
+    let matched = ROUTES.find(request.method(), &path)?;
+    match matched.endpoint {
+        Endpoint::UserPurchases => {
+            let userid = guest_kit::request::percent_decode(matched.param("userid"));
+            if userid.contains('/') {
+                return Err(ApiError::not_found(format!("no route for {path}")));
+            }
+            Ok(json(
+                StatusCode::OK,
+                &store::user_purchases(&userid, log.trace()).await?,
+            ))
         }
-        let userid = guest_kit::request::percent_decode(userid);
-        if userid.is_empty() || userid.contains('/') {
-            return Err(ApiError::not_found(format!("no route for {path}")));
-        }
-        return Ok(json(
-            StatusCode::OK,
-            &store::user_purchases(&userid, log.trace()).await?,
-        ));
-    }
-    match (path.trim_end_matches('/'), method) {
-        ("/customer-management-api/kafka/purchases", Method::POST) => {
+        Endpoint::Deliveries => {
             let trace = *log.trace();
             bridge::consume(SERVICE.name, request, &log, async |delivery| {
                 store::save(delivery, trace).await
             })
             .await
         }
-        ("/customer-management-api/health", Method::GET) => Ok(store::health(log.trace()).await),
-        ("/customer-management-api/metrics", Method::GET) => SERVICE.render_metrics(vec![]),
-        ("/customer-management-api/kafka/purchases", _) => {
-            Err(ApiError::method_not_allowed("POST"))
-        }
-        ("/customer-management-api/health" | "/customer-management-api/metrics", _) => {
-            Err(ApiError::method_not_allowed("GET"))
-        }
-        _ => Err(ApiError::not_found(format!("no route for {path}"))),
+        Endpoint::Health => Ok(store::health(log.trace()).await),
+        Endpoint::Metrics => SERVICE.render_metrics(vec![]),
     }
 }

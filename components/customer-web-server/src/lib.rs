@@ -18,7 +18,8 @@ mod purchase;
 
 use guest_kit::bridge::{Bridge, Outgoing};
 use guest_kit::metrics;
-use guest_kit::{ApiError, ApiResult, Log, Response, Service, Trace, json, variable};
+use guest_kit::routes::{Route, Routes};
+use guest_kit::{ApiResult, Log, Response, Service, Trace, json, variable};
 use http::StatusCode;
 use spin_sdk::http::{Method, Request};
 use spin_sdk::http_service;
@@ -30,18 +31,40 @@ static SERVICE: Service = Service {
     counters: &[],
     histograms: &[],
     gauges: &[],
-    route_of,
+    route_of: |path| ROUTES.label(path),
 };
 
-fn route_of(path: &str) -> Option<&'static str> {
-    Some(match path.trim_end_matches('/') {
-        "/buy" => "/buy",
-        p if p.starts_with("/getAllUserBuys/") => "/getAllUserBuys/{userid}",
-        "/customer-web-server/health" => "/health",
-        "/customer-web-server/metrics" => return None,
-        _ => "unmatched",
-    })
+#[derive(Clone, Copy)]
+enum Endpoint {
+    Buy,
+    UserBuys,
+    Health,
+    Metrics,
 }
+
+/// Labelled with the seed's paths (prometheus-flask-exporter's `path`).
+static ROUTES: Routes<Endpoint> = Routes(&[
+    Route {
+        path: "/buy",
+        label: Some("/buy"),
+        methods: &[(Method::POST, Endpoint::Buy)],
+    },
+    Route {
+        path: "/getAllUserBuys/:userid",
+        label: Some("/getAllUserBuys/{userid}"),
+        methods: &[(Method::GET, Endpoint::UserBuys)],
+    },
+    Route {
+        path: "/customer-web-server/health",
+        label: Some("/health"),
+        methods: &[(Method::GET, Endpoint::Health)],
+    },
+    Route {
+        path: "/customer-web-server/metrics",
+        label: None,
+        methods: &[(Method::GET, Endpoint::Metrics)],
+    },
+]);
 
 #[http_service]
 async fn handle(request: Request) -> Response {
@@ -50,25 +73,15 @@ async fn handle(request: Request) -> Response {
 
 async fn route(request: Request, log: Log) -> ApiResult<Response> {
     let path = guest_kit::request::path(&request).to_owned();
-    let method = request.method().clone();
-    if let Some(userid) = path.strip_prefix("/getAllUserBuys/") {
-        if method != Method::GET {
-            return Err(ApiError::method_not_allowed("GET"));
-        }
-        return user_buys(userid, log.trace()).await;
-    }
-    match (path.trim_end_matches('/'), method) {
-        ("/buy", Method::POST) => buy(request, log.trace()).await,
-        ("/customer-web-server/health", Method::GET) => Ok(json(
+    let matched = ROUTES.find(request.method(), &path)?;
+    match matched.endpoint {
+        Endpoint::Buy => buy(request, log.trace()).await,
+        Endpoint::UserBuys => user_buys(matched.param("userid"), log.trace()).await,
+        Endpoint::Health => Ok(json(
             StatusCode::OK,
             &serde_json::json!({ "status": "healthy" }),
         )),
-        ("/customer-web-server/metrics", Method::GET) => SERVICE.render_metrics(vec![]),
-        ("/buy", _) => Err(ApiError::method_not_allowed("POST")),
-        ("/customer-web-server/health" | "/customer-web-server/metrics", _) => {
-            Err(ApiError::method_not_allowed("GET"))
-        }
-        _ => Err(ApiError::not_found(format!("no route for {path}"))),
+        Endpoint::Metrics => SERVICE.render_metrics(vec![]),
     }
 }
 
@@ -95,9 +108,6 @@ async fn buy(request: Request, trace: &Trace) -> ApiResult<Response> {
 
 /// Relays the management API's answer for `userid` (still percent-encoded, as it came).
 async fn user_buys(userid: &str, trace: &Trace) -> ApiResult<Response> {
-    if userid.is_empty() || userid.contains('/') {
-        return Err(ApiError::not_found("no route for this path"));
-    }
     let host = variable("customer_mgmt_api_host").await?;
     let url = format!("http://{host}/purchases/{userid}");
     guest_kit::chain::get(&url, trace).await

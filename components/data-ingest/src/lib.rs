@@ -17,19 +17,15 @@
 mod records;
 
 use guest_kit::metrics;
-use guest_kit::{ApiError, ApiResult, Log, Response, Service, probe};
+use guest_kit::probe::{self, Probe};
+use guest_kit::routes::{Route, Routes};
+use guest_kit::{ApiResult, Log, Response, Service};
 use spin_sdk::http::{Method, Request};
 use spin_sdk::http_service;
 
 const INFO: probe::Service = probe::Service {
     name: "data-ingest",
     version: env!("CARGO_PKG_VERSION"),
-    endpoints: &[
-        "/api/v1/ingest",
-        "/api/v1/ingest/batch",
-        "/api/v1/ingest/stats",
-        "/api/v1/ingest/recent",
-    ],
 };
 
 /// Seed 004 names no metrics; the request families carry the seed-001 names.
@@ -39,8 +35,62 @@ static SERVICE: Service = Service {
     counters: &[],
     histograms: &[],
     gauges: &[],
-    route_of: |path| probe::route_of(&INFO, path),
+    route_of: |path| ROUTES.label(path),
 };
+
+#[derive(Clone, Copy)]
+enum Endpoint {
+    Ingest,
+    IngestBatch,
+    Stats,
+    Recent,
+    Probe(Probe),
+    Metrics,
+}
+
+/// The service's endpoints (listed by its `api/v1/info`), then its probes and metrics.
+static ROUTES: Routes<Endpoint> = Routes(&[
+    Route {
+        path: "/api/v1/ingest",
+        label: Some("/api/v1/ingest"),
+        methods: &[(Method::POST, Endpoint::Ingest)],
+    },
+    Route {
+        path: "/api/v1/ingest/batch",
+        label: Some("/api/v1/ingest/batch"),
+        methods: &[(Method::POST, Endpoint::IngestBatch)],
+    },
+    Route {
+        path: "/api/v1/ingest/stats",
+        label: Some("/api/v1/ingest/stats"),
+        methods: &[(Method::GET, Endpoint::Stats)],
+    },
+    Route {
+        path: "/api/v1/ingest/recent",
+        label: Some("/api/v1/ingest/recent"),
+        methods: &[(Method::GET, Endpoint::Recent)],
+    },
+    Route {
+        path: "/data-ingest/health/live",
+        label: Some("/health/live"),
+        methods: &[(Method::GET, Endpoint::Probe(Probe::Live))],
+    },
+    Route {
+        path: "/data-ingest/health/ready",
+        label: Some("/health/ready"),
+        methods: &[(Method::GET, Endpoint::Probe(Probe::Ready))],
+    },
+    Route {
+        path: "/data-ingest/api/v1/info",
+        label: Some("/api/v1/info"),
+        methods: &[(Method::GET, Endpoint::Probe(Probe::Info))],
+    },
+    Route {
+        path: "/data-ingest/metrics",
+        label: None,
+        methods: &[(Method::GET, Endpoint::Metrics)],
+    },
+]);
 
 #[http_service]
 async fn handle(request: Request) -> Response {
@@ -48,26 +98,16 @@ async fn handle(request: Request) -> Response {
 }
 
 async fn route(request: Request, _log: Log) -> ApiResult<Response> {
-    let path = guest_kit::request::path(&request)
-        .trim_end_matches('/')
-        .to_owned();
-    let method = request.method().clone();
-    if let Some(answer) = probe::serve(&INFO, &method, &path).await {
-        return answer;
-    }
-    match (path.as_str(), method) {
-        ("/data-ingest/metrics", Method::GET) => SERVICE.render_metrics(vec![]),
-        ("/api/v1/ingest", Method::POST) => records::ingest(request).await,
-        ("/api/v1/ingest/batch", Method::POST) => records::ingest_batch(request).await,
-        ("/api/v1/ingest/stats", Method::GET) => records::stats().await,
-        ("/api/v1/ingest/recent", Method::GET) => {
+    let path = guest_kit::request::path(&request).to_owned();
+    match ROUTES.find(request.method(), &path)?.endpoint {
+        Endpoint::Ingest => records::ingest(request).await,
+        Endpoint::IngestBatch => records::ingest_batch(request).await,
+        Endpoint::Stats => records::stats().await,
+        Endpoint::Recent => {
             let limit = guest_kit::request::query_param(&request, "limit");
             records::recent(limit.as_deref()).await
         }
-        ("/api/v1/ingest" | "/api/v1/ingest/batch", _) => Err(ApiError::method_not_allowed("POST")),
-        ("/api/v1/ingest/stats" | "/api/v1/ingest/recent" | "/data-ingest/metrics", _) => {
-            Err(ApiError::method_not_allowed("GET"))
-        }
-        _ => Err(ApiError::not_found(format!("no route for {path}"))),
+        Endpoint::Probe(probe) => Ok(probe::answer(&INFO, &ROUTES, probe).await),
+        Endpoint::Metrics => SERVICE.render_metrics(vec![]),
     }
 }

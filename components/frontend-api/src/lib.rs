@@ -18,14 +18,15 @@ mod chain;
 mod users;
 
 use guest_kit::metrics;
-use guest_kit::{ApiError, ApiResult, Log, Response, Service, probe};
+use guest_kit::probe::{self, Probe};
+use guest_kit::routes::{Route, Routes};
+use guest_kit::{ApiResult, Log, Response, Service};
 use spin_sdk::http::{Method, Request};
 use spin_sdk::http_service;
 
 const INFO: probe::Service = probe::Service {
     name: "frontend-api",
     version: env!("CARGO_PKG_VERSION"),
-    endpoints: &["/api/v1/users", "/api/v1/data/ingest"],
 };
 
 /// Seed 004 names no metrics; the request families carry the seed-001 names.
@@ -35,8 +36,54 @@ static SERVICE: Service = Service {
     counters: &[],
     histograms: &[],
     gauges: &[],
-    route_of: |path| probe::route_of(&INFO, path),
+    route_of: |path| ROUTES.label(path),
 };
+
+#[derive(Clone, Copy)]
+enum Endpoint {
+    ListUsers,
+    CreateUser,
+    Ingest,
+    Probe(Probe),
+    Metrics,
+}
+
+/// The service's endpoints (listed by its `api/v1/info`), then its probes and metrics.
+static ROUTES: Routes<Endpoint> = Routes(&[
+    Route {
+        path: "/api/v1/users",
+        label: Some("/api/v1/users"),
+        methods: &[
+            (Method::GET, Endpoint::ListUsers),
+            (Method::POST, Endpoint::CreateUser),
+        ],
+    },
+    Route {
+        path: "/api/v1/data/ingest",
+        label: Some("/api/v1/data/ingest"),
+        methods: &[(Method::POST, Endpoint::Ingest)],
+    },
+    Route {
+        path: "/frontend-api/health/live",
+        label: Some("/health/live"),
+        methods: &[(Method::GET, Endpoint::Probe(Probe::Live))],
+    },
+    Route {
+        path: "/frontend-api/health/ready",
+        label: Some("/health/ready"),
+        methods: &[(Method::GET, Endpoint::Probe(Probe::Ready))],
+    },
+    Route {
+        path: "/frontend-api/api/v1/info",
+        label: Some("/api/v1/info"),
+        methods: &[(Method::GET, Endpoint::Probe(Probe::Info))],
+    },
+    Route {
+        path: "/frontend-api/metrics",
+        label: None,
+        methods: &[(Method::GET, Endpoint::Metrics)],
+    },
+]);
 
 #[http_service]
 async fn handle(request: Request) -> Response {
@@ -44,27 +91,18 @@ async fn handle(request: Request) -> Response {
 }
 
 async fn route(request: Request, log: Log) -> ApiResult<Response> {
-    let path = guest_kit::request::path(&request)
-        .trim_end_matches('/')
-        .to_owned();
-    let method = request.method().clone();
-    if let Some(answer) = probe::serve(&INFO, &method, &path).await {
-        return answer;
-    }
-    match (path.as_str(), method) {
-        ("/frontend-api/metrics", Method::GET) => SERVICE.render_metrics(vec![]),
-        ("/api/v1/users", Method::GET) => {
+    let path = guest_kit::request::path(&request).to_owned();
+    match ROUTES.find(request.method(), &path)?.endpoint {
+        Endpoint::ListUsers => {
             let limit = guest_kit::request::query_param(&request, "limit");
             users::list(limit.as_deref()).await
         }
-        ("/api/v1/users", Method::POST) => users::create(request, log.trace()).await,
-        ("/api/v1/data/ingest", Method::POST) => {
+        Endpoint::CreateUser => users::create(request, log.trace()).await,
+        Endpoint::Ingest => {
             let body = guest_kit::request::json_body(request).await?;
             chain::post_json(chain::DATA_INGEST, "/api/v1/ingest", &body, log.trace()).await
         }
-        ("/api/v1/users", _) => Err(ApiError::method_not_allowed("GET, POST")),
-        ("/api/v1/data/ingest", _) => Err(ApiError::method_not_allowed("POST")),
-        ("/frontend-api/metrics", _) => Err(ApiError::method_not_allowed("GET")),
-        _ => Err(ApiError::not_found(format!("no route for {path}"))),
+        Endpoint::Probe(probe) => Ok(probe::answer(&INFO, &ROUTES, probe).await),
+        Endpoint::Metrics => SERVICE.render_metrics(vec![]),
     }
 }

@@ -17,7 +17,7 @@ pub struct ApiError {
     /// The request field at fault, for validation errors.
     pub field: Option<String>,
     /// For a 405: the methods the route serves, sent as the `Allow` header (RFC 9110 requires it).
-    pub allow: Option<&'static str>,
+    pub allow: Option<String>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -62,9 +62,9 @@ impl ApiError {
     }
 
     /// A 405 for a route that serves only `allow` (e.g. `"GET, POST"`), which it names in `Allow`.
-    pub fn method_not_allowed(allow: &'static str) -> Self {
+    pub fn method_not_allowed(allow: impl Into<String>) -> Self {
         Self {
-            allow: Some(allow),
+            allow: Some(allow.into()),
             ..Self::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method not allowed on this route",
@@ -83,10 +83,9 @@ impl ApiError {
             field: self.field.map(Into::into),
         };
         let mut response = json(self.status, &body);
-        if let Some(allow) = self.allow {
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        // Method names are tokens, always a valid header value.
+        if let Some(allow) = self.allow.and_then(|a| HeaderValue::try_from(a).ok()) {
+            response.headers_mut().insert(header::ALLOW, allow);
         }
         response
     }

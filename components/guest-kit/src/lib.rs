@@ -11,6 +11,7 @@
 //! - [`db`]: the PostgreSQL address from Spin variables; database errors as 503s.
 //! - [`probe`]: `health/live`, `health/ready` and `api/v1/info` for the seed-004 services.
 //! - [`time`]: timestamps formatted as the Python originals format them.
+//! - [`routes`]: a component's route table: dispatch, metrics labels, 404 and 405.
 //! - [`serve`]: the entry around every component's routes: trace, log line, metrics.
 //! - [`trace`]: W3C `traceparent`: this request's trace and span ids, passed on to callees.
 //! - [`log`]: one JSON line per event on stdout, with the trace ids.
@@ -25,6 +26,7 @@ pub mod log;
 pub mod metrics;
 pub mod probe;
 pub mod request;
+pub mod routes;
 pub mod serve;
 pub mod time;
 pub mod trace;

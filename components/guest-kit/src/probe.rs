@@ -1,58 +1,37 @@
 //! The probes and info endpoint the seed-004 services share: `health/live`, `health/ready`,
 //! `api/v1/info`, each served under the service's own prefix (README's route rule).
 
-use http::{Method, StatusCode};
+use http::StatusCode;
 
-use crate::{ApiError, Response, json};
+use crate::routes::Routes;
+use crate::{Response, json};
 
-/// The service's identity for [`serve`].
+/// The service's identity.
 pub struct Service<'a> {
     /// The component id, which is also the path prefix: `/<name>/health/live`.
     pub name: &'a str,
     pub version: &'a str,
-    /// The service's own endpoints, listed by `api/v1/info`.
-    pub endpoints: &'a [&'a str],
 }
 
-/// Answers `GET /<name>/health/live`, `/<name>/health/ready` and `/<name>/api/v1/info` (405 for
-/// other methods); `None` when `path` is none of them.
-pub async fn serve(
-    service: &Service<'_>,
-    method: &Method,
-    path: &str,
-) -> Option<Result<Response, ApiError>> {
-    let probe = path.strip_prefix('/')?.strip_prefix(service.name)?;
-    if !matches!(probe, "/health/live" | "/health/ready" | "/api/v1/info") {
-        return None;
-    }
-    if method != Method::GET {
-        return Some(Err(ApiError::method_not_allowed("GET")));
-    }
-    Some(Ok(match probe {
-        "/health/live" => live(service.name),
-        "/health/ready" => ready(service.name).await,
-        _ => info(service.name, service.version, service.endpoints).await,
-    }))
+/// The three probes, each a route of the service (`GET /<name>/health/live`, ...).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Probe {
+    Live,
+    Ready,
+    Info,
 }
 
-/// The route a seed-004 path is counted under: one of the service's endpoints or probes,
-/// `None` for its `/metrics`, `unmatched` otherwise (so label values stay few).
-pub fn route_of(service: &Service<'static>, path: &str) -> Option<&'static str> {
-    let path = path.trim_end_matches('/');
-    let own = path
-        .strip_prefix('/')
-        .and_then(|p| p.strip_prefix(service.name));
-    if own == Some("/metrics") {
-        return None;
+/// The probe's answer. `api/v1/info` lists the service's own endpoints: its routes outside
+/// its `/<name>/` prefix.
+pub async fn answer<E: Copy>(service: &Service<'_>, routes: &Routes<E>, probe: Probe) -> Response {
+    match probe {
+        Probe::Live => live(service.name),
+        Probe::Ready => ready(service.name).await,
+        Probe::Info => {
+            let endpoints = routes.paths_outside(&format!("/{}/", service.name));
+            info(service.name, service.version, &endpoints).await
+        }
     }
-    let probe = ["/health/live", "/health/ready", "/api/v1/info"]
-        .into_iter()
-        .find(|probe| own == Some(probe));
-    Some(
-        probe
-            .or_else(|| service.endpoints.iter().copied().find(|e| *e == path))
-            .unwrap_or("unmatched"),
-    )
 }
 
 /// Liveness: the component answers (an instance lives for a bounded number of requests and

@@ -25,6 +25,7 @@ use std::time::Instant;
 
 use guest_kit::bridge::{self, Bridge};
 use guest_kit::metrics;
+use guest_kit::routes::{Route, Routes};
 use guest_kit::{ApiError, ApiResult, Log, Response, Service, Trace, json};
 use http::StatusCode;
 use serde_json::Value;
@@ -46,21 +47,58 @@ static SERVICE: Service = Service {
     counters: &[&bridge::MESSAGES_PROCESSED],
     histograms: &[&bridge::MESSAGE_PROCESSING],
     gauges: &[],
-    route_of,
+    route_of: |path| ROUTES.label(path),
 };
 
-fn route_of(path: &str) -> Option<&'static str> {
-    Some(match path.trim_end_matches('/') {
-        "/time-service" => "/",
-        "/healthz" => "/healthz",
-        "/kafka/publish" => "/kafka/publish",
-        "/kafka/status" => "/kafka/status",
-        "/kafka/flush" => "/kafka/flush",
-        "/time-service/kafka/events" => "/kafka/events",
-        "/time-service/metrics" => return None,
-        _ => "unmatched",
-    })
+#[derive(Clone, Copy)]
+enum Endpoint {
+    Metadata,
+    Health,
+    Publish,
+    KafkaStatus,
+    Flush,
+    Deliveries,
+    Metrics,
 }
+
+/// Labelled with the seed's paths (prometheus-flask-exporter's `path`).
+static ROUTES: Routes<Endpoint> = Routes(&[
+    Route {
+        path: "/time-service",
+        label: Some("/"),
+        methods: &[(Method::GET, Endpoint::Metadata)],
+    },
+    Route {
+        path: "/healthz",
+        label: Some("/healthz"),
+        methods: &[(Method::GET, Endpoint::Health)],
+    },
+    Route {
+        path: "/kafka/publish",
+        label: Some("/kafka/publish"),
+        methods: &[(Method::POST, Endpoint::Publish)],
+    },
+    Route {
+        path: "/kafka/status",
+        label: Some("/kafka/status"),
+        methods: &[(Method::GET, Endpoint::KafkaStatus)],
+    },
+    Route {
+        path: "/kafka/flush",
+        label: Some("/kafka/flush"),
+        methods: &[(Method::POST, Endpoint::Flush)],
+    },
+    Route {
+        path: "/time-service/kafka/events",
+        label: Some("/kafka/events"),
+        methods: &[(Method::POST, Endpoint::Deliveries)],
+    },
+    Route {
+        path: "/time-service/metrics",
+        label: None,
+        methods: &[(Method::GET, Endpoint::Metrics)],
+    },
+]);
 
 #[http_service]
 async fn handle(request: Request) -> Response {
@@ -73,60 +111,63 @@ async fn with_events(request: Request, log: Log) -> ApiResult<Response> {
     let path = guest_kit::request::path(&request)
         .trim_end_matches('/')
         .to_owned();
-    let method = request.method().clone();
-    if !EVENTFUL.contains(&path.as_str()) {
-        return route(request, &path, &method, &log).await;
-    }
-    let exchange = events::Exchange::new(&request, &path);
-    if path == "/time-service" && method == Method::GET {
-        // The answer reports whether the events reached the bridge: they go first.
-        let kafka_up = exchange.emit(StatusCode::OK, None, started, &log).await;
-        return Ok(json(
-            StatusCode::OK,
-            &metadata::answer(&request, kafka_up).await,
-        ));
-    }
-    let response = route(request, &path, &method, &log)
-        .await
-        .unwrap_or_else(ApiError::into_response);
+    let mut exchange = EVENTFUL
+        .contains(&path.as_str())
+        .then(|| events::Exchange::new(&request, &path));
+    let answer = route(request, &path, &mut exchange, started, &log).await;
+    let Some(exchange) = exchange else {
+        return answer;
+    };
+    let response = answer.unwrap_or_else(ApiError::into_response);
     let error = (!response.status().is_success()).then(|| response.status().to_string());
     exchange.emit(response.status(), error, started, &log).await;
     Ok(response)
 }
 
-async fn route(request: Request, path: &str, method: &Method, log: &Log) -> ApiResult<Response> {
-    match (path, method) {
-        ("/healthz", &Method::GET) => Ok(json(
+/// Answers the request; an endpoint that sends its events itself takes them from `exchange`.
+async fn route(
+    request: Request,
+    path: &str,
+    exchange: &mut Option<events::Exchange>,
+    started: Instant,
+    log: &Log,
+) -> ApiResult<Response> {
+    match ROUTES.find(request.method(), path)?.endpoint {
+        Endpoint::Metadata => {
+            // The answer reports whether the events reached the bridge: they go first.
+            let kafka_up = match exchange.take() {
+                Some(exchange) => exchange.emit(StatusCode::OK, None, started, log).await,
+                None => false,
+            };
+            Ok(json(
+                StatusCode::OK,
+                &metadata::answer(&request, kafka_up).await,
+            ))
+        }
+        Endpoint::Health => Ok(json(
             StatusCode::OK,
             &serde_json::json!({ "status": "healthy" }),
         )),
-        ("/kafka/publish", &Method::POST) => {
+        Endpoint::Publish => {
             let body = guest_kit::request::json_object(request).await?;
             Ok(json(
                 StatusCode::OK,
                 &events::publish_custom(body, log.trace()).await?,
             ))
         }
-        ("/kafka/status", &Method::GET) => kafka_status(log.trace()).await,
-        ("/kafka/flush", &Method::POST) => {
+        Endpoint::KafkaStatus => kafka_status(log.trace()).await,
+        Endpoint::Flush => {
             let bridge = Bridge::from_variables(log.trace()).await?;
             let answer: Value = bridge.call(Method::POST, "/v1/flush", None).await?;
             Ok(json(StatusCode::OK, &answer))
         }
-        ("/time-service/kafka/events", &Method::POST) => {
+        Endpoint::Deliveries => {
             bridge::consume(SERVICE.name, request, log, async |delivery| {
                 events::store(delivery).await
             })
             .await
         }
-        ("/time-service/metrics", &Method::GET) => SERVICE.render_metrics(vec![]),
-        ("/kafka/publish" | "/kafka/flush" | "/time-service/kafka/events", _) => {
-            Err(ApiError::method_not_allowed("POST"))
-        }
-        ("/healthz" | "/time-service" | "/kafka/status" | "/time-service/metrics", _) => {
-            Err(ApiError::method_not_allowed("GET"))
-        }
-        _ => Err(ApiError::not_found(format!("no route for {path}"))),
+        Endpoint::Metrics => SERVICE.render_metrics(vec![]),
     }
 }
 

@@ -1,5 +1,6 @@
-//! The running application: every component pre-linked, the router, and the request path
-//! from an HTTP request to a component instance ([`crate::instances`]) and back.
+//! The running application: the request path from an HTTP request, routed, checked and
+//! rewritten, to its component's instances ([`crate::instances`]) and back; chained requests
+//! ([`crate::chaining`]) join it at the component.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -7,29 +8,21 @@ use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use anyhow::Context;
-use bytes::Bytes;
 use futures::future::BoxFuture;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use wasmtime::component::Component as Compiled;
-use wasmtime_wasi_http::p3::bindings::ServicePre;
+use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error as HttpError, WasiBody};
 
-use crate::allowed_hosts::AllowedHosts;
 use crate::chaining::Chain;
-use crate::engine::{self, PoolLimits};
+use crate::engine::PoolLimits;
 use crate::headers::{self, SpinHeaders};
 use crate::instances::{InstanceSettings, Instances, Lifecycle, ReuseConfig};
-use crate::key_value::{self, KeyValueAccess};
-use crate::manifest::{App, RouteSpec};
+use crate::loader;
+use crate::manifest::App;
 use crate::outbound_http;
-use crate::postgres::{Pools, PostgresAccess};
-use crate::routes::{Route, RouteEntry, Router};
-use crate::runtime_config::RuntimeConfig;
-use crate::state::InstanceState;
+use crate::routes::{Route, Router};
+use crate::status::{empty, plain};
 use crate::telemetry::{self, RequestSpan, Telemetry};
-use crate::variables::{AppVariables, ComponentVariables};
 
 /// Spin's health endpoint, answered by the host itself.
 const HEALTH_PATH: &str = "/.well-known/spin/health";
@@ -49,17 +42,6 @@ pub struct RuntimeOptions {
     pub max_instances: u32,
     /// Requests of one component in flight at once.
     pub max_component_requests: usize,
-}
-
-/// One component, configured: what each of its instances is given.
-pub struct LoadedComponent {
-    pub id: Arc<str>,
-    pub environment: Vec<(String, String)>,
-    pub files_root: Option<PathBuf>,
-    pub allowed_hosts: Arc<AllowedHosts>,
-    pub key_value: KeyValueAccess,
-    pub postgres: PostgresAccess,
-    pub variables: ComponentVariables,
 }
 
 /// The app as it runs.
@@ -83,95 +65,19 @@ impl AppRuntime {
         options: RuntimeOptions,
         listen_addr: SocketAddr,
     ) -> anyhow::Result<Arc<Self>> {
-        let manifest = &app.manifest;
-        if manifest.http_base() == Some("/") {
-            tracing::warn!(
-                "This application has the deprecated trigger 'base' set to the default value '/'."
-            );
-        }
-        let variables =
-            AppVariables::resolve(&manifest.variables, |name| std::env::var(name).ok())?;
-        let runtime_config = RuntimeConfig::load(&app.dir, options.runtime_config.as_deref())?;
-        let pg_pools = Arc::new(Pools::default());
-        let stores = Arc::new(
-            key_value::open_stores(&manifest.component, &runtime_config.key_value_stores).await?,
-        );
-        let engine = engine::new_engine(PoolLimits {
-            instances: options.max_instances,
-            max_memory_bytes: options.max_memory_bytes,
-        })?;
-        let linker = engine::new_linker(&engine)?;
-        let staging = tempfile::Builder::new()
-            .prefix("spinyard-files-")
-            .tempdir()?;
-
-        let mut entries = Vec::new();
-        for trigger in &manifest.trigger.http {
-            let route = match &trigger.route {
-                RouteSpec::Path(route) => Some(Route::parse(route)?),
-                RouteSpec::Private(_) => None,
-            };
-            entries.push(RouteEntry {
-                component: trigger.component.clone(),
-                route,
-            });
-        }
-        let router = Router::new(entries);
-        for (route, shadowed, effective) in router.duplicates() {
-            tracing::error!(
-                "duplicate route, never used: {shadowed}: {route} (duplicate of {effective})"
-            );
-        }
-
-        let mut loaded = Vec::new();
-        for (id, component) in &manifest.component {
-            if router.by_component(id).is_none() {
-                continue; // As Spin: a component no trigger names is never instantiated.
-            }
-            let context = || format!("component `{id}`");
-            let wasm = app.component_path(id)?;
-            let compiled = {
-                let (engine, cache_dir) = (engine.clone(), options.cache_dir.clone());
-                tokio::task::spawn_blocking(move || {
-                    engine::load_component(&engine, &wasm, &cache_dir)
-                })
-                .await?
-                .with_context(context)?
-            };
-            let service = link(&linker, &compiled).with_context(context)?;
-            let allowed_hosts = component
-                .allowed_outbound_hosts
-                .iter()
-                .map(|entry| variables.render(entry))
-                .collect::<anyhow::Result<Vec<_>>>()
-                .and_then(|entries| AllowedHosts::parse(&entries))
-                .with_context(|| format!("component `{id}`: field `allowed_outbound_hosts`"))?;
-            let allowed_hosts = Arc::new(allowed_hosts);
-            let files_root = crate::files::component_root(staging.path(), id);
-            let has_files =
-                crate::files::stage(&app.dir, component, &files_root).with_context(context)?;
-            let values = variables
-                .component_values(&component.variables)
-                .with_context(context)?;
-            loaded.push((
-                Arc::new(LoadedComponent {
-                    id: id.as_str().into(),
-                    environment: component.environment.clone().into_iter().collect(),
-                    files_root: has_files.then_some(files_root),
-                    key_value: KeyValueAccess::new(&component.key_value_stores, stores.clone()),
-                    postgres: PostgresAccess {
-                        allowed: allowed_hosts.clone(),
-                        pools: pg_pools.clone(),
-                    },
-                    allowed_hosts,
-                    variables: ComponentVariables::new(id, values),
-                }),
-                service,
-            ));
-        }
+        let loaded = loader::load(
+            app,
+            options.runtime_config.as_deref(),
+            &options.cache_dir,
+            PoolLimits {
+                instances: options.max_instances,
+                max_memory_bytes: options.max_memory_bytes,
+            },
+        )
+        .await?;
         let telemetry = Telemetry::from_env()?;
         let settings = InstanceSettings {
-            engine,
+            engine: loaded.engine,
             reuse: options.reuse,
             max_memory_bytes: options.max_memory_bytes,
             lifecycle: Arc::new(Lifecycle::default()),
@@ -180,6 +86,7 @@ impl AppRuntime {
         };
         Ok(Arc::new_cyclic(|app: &Weak<Self>| Self {
             components: loaded
+                .components
                 .into_iter()
                 .map(|(component, service)| {
                     let id = component.id.to_string();
@@ -190,11 +97,11 @@ impl AppRuntime {
                 })
                 .collect(),
             lifecycle: settings.lifecycle.clone(),
-            router,
+            router: loaded.router,
             options,
             listen_addr,
             telemetry,
-            _staging: staging,
+            _staging: loaded.staging,
         }))
     }
 
@@ -309,27 +216,4 @@ impl Chain for AppRuntime {
     ) -> BoxFuture<'static, Result<Response<WasiBody>, HttpError>> {
         Box::pin(async move { self.chained(&target, request).await })
     }
-}
-
-/// Pre-links a component; a missing import names the interface, as wasmtime reports it.
-fn link(
-    linker: &wasmtime::component::Linker<InstanceState>,
-    compiled: &Compiled,
-) -> anyhow::Result<ServicePre<InstanceState>> {
-    let pre = linker.instantiate_pre(compiled)?;
-    ServicePre::new(pre).map_err(anyhow::Error::from).context("it does not export `wasi:http/handler@0.3.0` (build it with spin-sdk 7's `#[http_service]`)")
-}
-
-pub(crate) fn empty(status: StatusCode) -> Response<WasiBody> {
-    plain(status, "")
-}
-
-fn plain(status: StatusCode, body: &'static str) -> Response<WasiBody> {
-    let mut response = Response::new(
-        Full::new(Bytes::from_static(body.as_bytes()))
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    );
-    *response.status_mut() = status;
-    response
 }

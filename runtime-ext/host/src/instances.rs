@@ -8,9 +8,9 @@
 //! The dispatch is wasmtime-wasi-http's `ProxyHandler`, the one Spin uses: it hands a request to
 //! an instance that can take it or starts a new one. What this module adds is what Spin adds to
 //! it: how an instance is made (its store, limits and context), when it takes requests, when it
-//! expires, and what its failures mean to the client. A fault (trap, memory limit, timeout)
-//! retires the instance: it is never reused, requests in flight in it get a 500 (a 504 for the one
-//! that timed out), and every other instance goes on.
+//! expires, and what its failures mean to the client ([`crate::status`] maps them to statuses).
+//! A fault (trap, memory limit, timeout) retires the instance: it is never reused, requests in
+//! flight in it get a 500 (a 504 for the one that timed out), and every other instance goes on.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,23 +19,24 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use rand::Rng;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use wasmtime::component::GuestTaskId;
 use wasmtime::{Engine, Store, StoreContextMut, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use wasmtime_wasi_http::handler::{
-    ExpirationError, HandlerState, Instance, InstantiationError, Proxy, ProxyHandler, ShouldAccept,
-    TrapOrPanicError, WorkerExpiration, WorkerState, WorkerStatus,
+    HandlerState, Instance, Proxy, ProxyHandler, ShouldAccept, WorkerExpiration, WorkerState,
+    WorkerStatus,
 };
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpView};
 
-use crate::app::{LoadedComponent, empty};
 use crate::chaining::Chain;
+use crate::loader::LoadedComponent;
 use crate::outbound_http::{HttpPool, Outbound};
 use crate::state::InstanceState;
+use crate::status;
 
 /// Spin's defaults for WASIp3 components.
 const DEFAULT_MAX_REUSE: usize = 128;
@@ -407,41 +408,22 @@ impl Instances {
         let component = &*self.handler.state().component.id;
         let Ok(_slot) = self.in_flight.try_acquire() else {
             tracing::warn!(%component, "at its limit of requests in flight: 503");
-            let mut busy = empty(StatusCode::SERVICE_UNAVAILABLE);
-            let retry = http::HeaderValue::from_static("1");
-            busy.headers_mut().insert(http::header::RETRY_AFTER, retry);
-            return busy;
+            return status::busy();
         };
         let instance_timed_out = Arc::new(OnceLock::new());
         let data = RequestData {
             trace,
             instance_timed_out: instance_timed_out.clone(),
         };
-        let timed_out = || {
-            instance_timed_out
-                .get()
-                .is_some_and(|timed_out| timed_out.load(Ordering::Acquire))
-        };
-        match self.handler.handle(data, request).await {
-            Ok(response) => response,
-            Err(error) if error.is::<ExpirationError>() || timed_out() => {
-                tracing::error!(%component, "request exceeded its time limit");
-                empty(StatusCode::GATEWAY_TIMEOUT)
-            }
-            Err(error) if error.is::<InstantiationError<RequestData>>() => {
-                tracing::error!(%component, "cannot instantiate: {error:?}");
-                empty(StatusCode::SERVICE_UNAVAILABLE)
-            }
-            Err(error) if error.is::<TrapOrPanicError>() => {
-                // The instance's own error is logged once, as it is retired.
-                tracing::error!(%component, "request lost with its instance, which failed");
-                empty(StatusCode::INTERNAL_SERVER_ERROR)
-            }
-            Err(error) => {
-                tracing::error!(%component, "Error processing request: {error:?}");
-                empty(StatusCode::INTERNAL_SERVER_ERROR)
-            }
-        }
+        self.handler
+            .handle(data, request)
+            .await
+            .unwrap_or_else(|error| {
+                let timed_out = instance_timed_out
+                    .get()
+                    .is_some_and(|timed_out| timed_out.load(Ordering::Acquire));
+                status::failure::<RequestData>(component, error, timed_out)
+            })
     }
 }
 

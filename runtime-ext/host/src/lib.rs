@@ -9,16 +9,19 @@
 //! - [`headers`]: the request as a component gets it: absolute URI, Spin's `spin-*` headers.
 //! - [`variables`]: application / component variables and `spin:variables`.
 //! - [`runtime_config`]: `runtime-config.toml` (key-value stores).
-//! - [`key_value`]: `spin:key-value` and `wasi:keyvalue` on SQLite or Redis.
+//! - [`key_value`]: `spin:key-value` and `wasi:keyvalue` over one `Store` trait: SQLite or Redis.
 //! - [`postgres`]: `spin:postgres` on pooled tokio-postgres clients.
 //! - [`allowed_hosts`]: the `allowed_outbound_hosts` grammar and matching (HTTP and PostgreSQL).
 //! - [`outbound_http`]: outbound HTTP: the allow-list check, the connection pool.
 //! - [`chaining`]: service chaining (`*.spin.internal`), behind the narrow [`chaining::Chain`].
 //! - [`files`]: staging each component's `files` read-only at its `/`.
-//! - [`engine`]: wasmtime configuration, compiled-component cache, the linker.
+//! - [`engine`]: wasmtime configuration, compiled-component cache, the linker (each capability
+//!   links itself: `key_value`, `postgres`, `variables`, `outbound_http::add_to_linker`).
 //! - [`state`]: the per-instance store data.
-//! - [`instances`]: instance reuse as Spin does it for WASIp3, faults mapped to status codes.
-//! - [`app`]: the running app: routing a request to its component's instances, chaining.
+//! - [`loader`]: loading an app: stores, pools, router, every component compiled and linked.
+//! - [`instances`]: instance reuse as Spin does it for WASIp3, with its deadlines.
+//! - [`status`]: the host's own answers, and a failed request's status.
+//! - [`app`]: the running app: a request routed, checked and rewritten, to its component.
 //! - [`body`]: the deadline of a request's body.
 //! - [`server`]: the HTTP trigger's server on `spinyard-listener`, and graceful shutdown.
 //! - [`telemetry`]: OpenTelemetry request spans over OTLP, and `traceparent` propagation.
@@ -35,6 +38,7 @@ pub mod files;
 pub mod headers;
 pub mod instances;
 pub mod key_value;
+pub mod loader;
 pub mod manifest;
 pub mod outbound_http;
 pub mod postgres;
@@ -42,5 +46,6 @@ pub mod routes;
 pub mod runtime_config;
 pub mod server;
 pub mod state;
+pub mod status;
 pub mod telemetry;
 pub mod variables;

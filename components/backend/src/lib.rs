@@ -88,8 +88,7 @@ async fn handle(request: Request) -> Response {
 }
 
 async fn route(request: Request, log: Log) -> ApiResult<Response> {
-    let path = guest_kit::request::path(&request).to_owned();
-    let matched = ROUTES.find(request.method(), &path)?;
+    let matched = ROUTES.find(&request)?;
     let query = |name| guest_kit::request::query_param(&request, name);
     match matched.endpoint {
         Endpoint::ListProducts => {

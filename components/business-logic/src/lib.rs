@@ -93,8 +93,7 @@ async fn handle(request: Request) -> Response {
 }
 
 async fn route(request: Request, _log: Log) -> ApiResult<Response> {
-    let path = guest_kit::request::path(&request).to_owned();
-    match ROUTES.find(request.method(), &path)?.endpoint {
+    match ROUTES.find(&request)?.endpoint {
         Endpoint::ValidateUser => users::validate(request).await,
         Endpoint::ProcessOrder => orders::process(request).await,
         Endpoint::Summary => orders::summary().await,

@@ -115,17 +115,15 @@ async fn handle(request: Request) -> Response {
 }
 
 async fn route(request: Request, log: Log) -> ApiResult<Response> {
-    let path = guest_kit::request::path(&request).to_owned();
-    let matched = ROUTES
-        .find(request.method(), &path)
-        .map_err(|e| match e.status {
-            // The catalogue's own words for it.
-            StatusCode::METHOD_NOT_ALLOWED => ApiError {
-                message: "only GET is supported here".into(),
-                ..e
-            },
-            _ => e,
-        })?;
+    let path = guest_kit::request::path(&request);
+    let matched = ROUTES.find(&request).map_err(|e| match e.status {
+        // The catalogue's own words for it.
+        StatusCode::METHOD_NOT_ALLOWED => ApiError {
+            message: "only GET is supported here".into(),
+            ..e
+        },
+        _ => e,
+    })?;
     Ok(match matched.endpoint {
         Endpoint::Products => {
             let (products, source) = products::all(&*config(&log).await?, &log).await;

@@ -71,12 +71,12 @@ async fn handle(request: Request) -> Response {
 }
 
 async fn route(request: Request, log: Log) -> ApiResult<Response> {
-    let path = guest_kit::request::path(&request).to_owned();
-    let matched = ROUTES.find(request.method(), &path)?;
+    let matched = ROUTES.find(&request)?;
     match matched.endpoint {
         Endpoint::UserPurchases => {
             let userid = guest_kit::request::percent_decode(matched.param("userid"));
             if userid.contains('/') {
+                let path = guest_kit::request::path(&request);
                 return Err(ApiError::not_found(format!("no route for {path}")));
             }
             Ok(json(

@@ -72,8 +72,7 @@ async fn handle(request: Request) -> Response {
 }
 
 async fn route(request: Request, log: Log) -> ApiResult<Response> {
-    let path = guest_kit::request::path(&request).to_owned();
-    let matched = ROUTES.find(request.method(), &path)?;
+    let matched = ROUTES.find(&request)?;
     match matched.endpoint {
         Endpoint::Buy => buy(request, log.trace()).await,
         Endpoint::UserBuys => user_buys(matched.param("userid"), log.trace()).await,

@@ -98,8 +98,7 @@ async fn handle(request: Request) -> Response {
 }
 
 async fn route(request: Request, _log: Log) -> ApiResult<Response> {
-    let path = guest_kit::request::path(&request).to_owned();
-    match ROUTES.find(request.method(), &path)?.endpoint {
+    match ROUTES.find(&request)?.endpoint {
         Endpoint::Ingest => records::ingest(request).await,
         Endpoint::IngestBatch => records::ingest_batch(request).await,
         Endpoint::Stats => records::stats().await,

@@ -91,8 +91,7 @@ async fn handle(request: Request) -> Response {
 }
 
 async fn route(request: Request, log: Log) -> ApiResult<Response> {
-    let path = guest_kit::request::path(&request).to_owned();
-    match ROUTES.find(request.method(), &path)?.endpoint {
+    match ROUTES.find(&request)?.endpoint {
         Endpoint::ListUsers => {
             let limit = guest_kit::request::query_param(&request, "limit");
             users::list(limit.as_deref()).await

@@ -8,6 +8,7 @@
 //! pattern matches is the route.
 
 use http::Method;
+use spin_sdk::http::Request;
 
 use crate::ApiError;
 
@@ -45,9 +46,13 @@ impl<'p, E> Matched<'p, E> {
 }
 
 impl<E: Copy> Routes<E> {
-    /// The endpoint for `method` on `path`: a 404 when no route matches the path, a 405 naming
-    /// the route's methods in `Allow` when it does not serve `method`.
-    pub fn find<'p>(&self, method: &Method, path: &'p str) -> Result<Matched<'p, E>, ApiError> {
+    /// The endpoint for the request's method and path: a 404 when no route matches the path, a
+    /// 405 naming the route's methods in `Allow` when it does not serve the method.
+    pub fn find<'r>(&self, request: &'r Request) -> Result<Matched<'r, E>, ApiError> {
+        self.find_path(request.method(), crate::request::path(request))
+    }
+
+    fn find_path<'p>(&self, method: &Method, path: &'p str) -> Result<Matched<'p, E>, ApiError> {
         let (route, params) = self
             .matching(path)
             .ok_or_else(|| ApiError::not_found(format!("no route for {path}")))?;
@@ -169,7 +174,7 @@ mod tests {
 
     fn endpoint(method: Method, path: &str) -> Result<Endpoint, (StatusCode, Option<String>)> {
         ROUTES
-            .find(&method, path)
+            .find_path(&method, path)
             .map(|m| m.endpoint)
             .map_err(|e| (e.status, e.allow))
     }
@@ -184,7 +189,7 @@ mod tests {
 
     #[test]
     fn names_segments_and_takes_the_first_matching_route() {
-        let matched = ROUTES.find(&Method::GET, "/items/a%20b").unwrap();
+        let matched = ROUTES.find_path(&Method::GET, "/items/a%20b").unwrap();
         assert_eq!(matched.endpoint, Endpoint::Get);
         assert_eq!(matched.param("id"), "a%20b");
         assert_eq!(matched.param("absent"), "");

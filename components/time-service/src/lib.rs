@@ -114,7 +114,7 @@ async fn with_events(request: Request, log: Log) -> ApiResult<Response> {
     let mut exchange = EVENTFUL
         .contains(&path.as_str())
         .then(|| events::Exchange::new(&request, &path));
-    let answer = route(request, &path, &mut exchange, started, &log).await;
+    let answer = route(request, &mut exchange, started, &log).await;
     let Some(exchange) = exchange else {
         return answer;
     };
@@ -127,12 +127,11 @@ async fn with_events(request: Request, log: Log) -> ApiResult<Response> {
 /// Answers the request; an endpoint that sends its events itself takes them from `exchange`.
 async fn route(
     request: Request,
-    path: &str,
     exchange: &mut Option<events::Exchange>,
     started: Instant,
     log: &Log,
 ) -> ApiResult<Response> {
-    match ROUTES.find(request.method(), path)?.endpoint {
+    match ROUTES.find(&request)?.endpoint {
         Endpoint::Metadata => {
             // The answer reports whether the events reached the bridge: they go first.
             let kafka_up = match exchange.take() {

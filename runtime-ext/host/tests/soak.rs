@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::infra::{Options, Pipeline, eventually};
+use common::infra::{Options, Pipeline};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
@@ -201,23 +201,18 @@ async fn every_acknowledged_purchase_is_stored_once_through_bridge_kills_and_res
     // Everything acknowledged arrives; then nothing more does.
     let within = Duration::from_secs(120 + total as u64 / 200);
     for (userid, ids) in &acknowledged {
-        let base = &pipeline.host.base;
-        let stored: Vec<String> =
-            eventually(within, &format!("the purchases of {userid}"), || async {
-                let response = common::client()
-                    .get(format!("{base}/getAllUserBuys/{userid}"))
-                    .send()
-                    .await
-                    .ok()?;
-                let body: Value = response.json().await.ok()?;
-                let stored: Vec<String> = body["purchases"]
-                    .as_array()?
-                    .iter()
-                    .map(|p| p["purchase_id"].as_str().unwrap_or_default().to_owned())
-                    .collect();
-                (stored.len() >= ids.len()).then_some(stored)
-            })
-            .await;
+        let deadline = Instant::now() + within;
+        let stored = loop {
+            let stored = stored_purchases(&pipeline.host.base, userid).await;
+            if stored.len() >= ids.len() || Instant::now() >= deadline {
+                break stored;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        if stored.len() < ids.len() {
+            let missing: Vec<&String> = ids.iter().filter(|id| !stored.contains(id)).collect();
+            panic!("{}", where_are(&pipeline, userid, &missing));
+        }
         assert_eq!(stored.len(), ids.len(), "{userid}: none twice");
         assert_eq!(&stored.into_iter().collect::<HashSet<_>>(), ids, "{userid}");
     }
@@ -228,4 +223,57 @@ async fn every_acknowledged_purchase_is_stored_once_through_bridge_kills_and_res
         tally.refused.load(Ordering::Relaxed),
         started.elapsed()
     );
+}
+
+/// The purchase ids stored for `userid`, as `GET /getAllUserBuys` answers them (none while it
+/// cannot answer).
+async fn stored_purchases(base: &str, userid: &str) -> Vec<String> {
+    let answer = async {
+        let response = common::client()
+            .get(format!("{base}/getAllUserBuys/{userid}"))
+            .send()
+            .await
+            .ok()?;
+        let body: Value = response.json().await.ok()?;
+        let stored = body["purchases"].as_array()?;
+        Some(
+            stored
+                .iter()
+                .map(|p| p["purchase_id"].as_str().unwrap_or_default().to_owned())
+                .collect(),
+        )
+    };
+    answer.await.unwrap_or_default()
+}
+
+/// Where acknowledged purchases that were never stored are: whether each is in the topic (or
+/// was lost before it), and whether the consumer group has committed past the topic's end (so
+/// it was delivered, yet is not in MongoDB) or is still behind it; and the dead letters.
+fn where_are(pipeline: &Pipeline, userid: &str, missing: &[&String]) -> String {
+    let offsets = pipeline.offsets("purchase-consumer-group", "purchases");
+    let end: i64 = offsets.iter().map(|(_, end)| end).sum();
+    let messages = pipeline.read_topic("purchases", end as usize, Duration::from_secs(30));
+    let holds = |messages: &[(Vec<u8>, String)], id: &str| {
+        messages
+            .iter()
+            .filter(|(payload, _)| String::from_utf8_lossy(payload).contains(id))
+            .count()
+    };
+    let dead = pipeline.read_topic("purchases.dead-letter", usize::MAX, Duration::from_secs(5));
+    let found: Vec<String> = missing
+        .iter()
+        .map(|id| {
+            format!(
+                "{id}: {} in the topic, {} dead-lettered",
+                holds(&messages, id),
+                holds(&dead, id)
+            )
+        })
+        .collect();
+    format!(
+        "{userid}: {} acknowledged purchase(s) never stored: {found:?}; the topic read: {} of {end} \
+         messages; purchase-consumer-group's committed offset and end, per partition: {offsets:?}",
+        missing.len(),
+        messages.len(),
+    )
 }

@@ -340,6 +340,11 @@ impl Bridge {
             });
     }
 
+    /// What the running bridge has logged (each restart starts a new log).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     /// Kills the bridge (SIGKILL), as a crash or a lost node would.
     pub fn stop(&mut self) {
         self.process = None;
@@ -560,6 +565,21 @@ impl Pipeline {
             }
         }
         messages
+    }
+
+    /// The state of consumer group `group` and its members' ids, as the broker sees them.
+    pub fn group(&self, group: &str) -> (String, Vec<String>) {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let reader: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", self.broker.address())
+            .create()
+            .unwrap();
+        let list = reader
+            .fetch_group_list(Some(group), Duration::from_secs(5))
+            .unwrap();
+        let info = &list.groups()[0];
+        let members = info.members().iter().map(|m| m.id().to_owned()).collect();
+        (info.state().to_owned(), members)
     }
 
     /// Per partition of `topic`: the offset `group` has committed (-1 for none) and the

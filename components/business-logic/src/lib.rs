@@ -49,43 +49,28 @@ enum Endpoint {
 }
 
 /// The service's endpoints (listed by its `api/v1/info`), then its probes and metrics.
-static ROUTES: Routes<Endpoint> = Routes(&[
-    Route {
-        path: "/api/v1/validate/user",
-        label: Some("/api/v1/validate/user"),
-        methods: &[(Method::POST, Endpoint::ValidateUser)],
-    },
-    Route {
-        path: "/api/v1/process/order",
-        label: Some("/api/v1/process/order"),
-        methods: &[(Method::POST, Endpoint::ProcessOrder)],
-    },
-    Route {
-        path: "/api/v1/analytics/summary",
-        label: Some("/api/v1/analytics/summary"),
-        methods: &[(Method::GET, Endpoint::Summary)],
-    },
-    Route {
-        path: "/business-logic/health/live",
-        label: Some("/health/live"),
-        methods: &[(Method::GET, Endpoint::Probe(Probe::Live))],
-    },
-    Route {
-        path: "/business-logic/health/ready",
-        label: Some("/health/ready"),
-        methods: &[(Method::GET, Endpoint::Probe(Probe::Ready))],
-    },
-    Route {
-        path: "/business-logic/api/v1/info",
-        label: Some("/api/v1/info"),
-        methods: &[(Method::GET, Endpoint::Probe(Probe::Info))],
-    },
-    Route {
-        path: "/business-logic/metrics",
-        label: None,
-        methods: &[(Method::GET, Endpoint::Metrics)],
-    },
-]);
+static ROUTES: Routes<Endpoint> = guest_kit::service_routes!(
+    "business-logic",
+    Endpoint::Probe,
+    Endpoint::Metrics,
+    [
+        Route {
+            path: "/api/v1/validate/user",
+            label: Some("/api/v1/validate/user"),
+            methods: &[(Method::POST, Endpoint::ValidateUser)],
+        },
+        Route {
+            path: "/api/v1/process/order",
+            label: Some("/api/v1/process/order"),
+            methods: &[(Method::POST, Endpoint::ProcessOrder)],
+        },
+        Route {
+            path: "/api/v1/analytics/summary",
+            label: Some("/api/v1/analytics/summary"),
+            methods: &[(Method::GET, Endpoint::Summary)],
+        },
+    ]
+);
 
 #[http_service]
 async fn handle(request: Request) -> Response {

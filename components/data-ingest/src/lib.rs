@@ -49,48 +49,33 @@ enum Endpoint {
 }
 
 /// The service's endpoints (listed by its `api/v1/info`), then its probes and metrics.
-static ROUTES: Routes<Endpoint> = Routes(&[
-    Route {
-        path: "/api/v1/ingest",
-        label: Some("/api/v1/ingest"),
-        methods: &[(Method::POST, Endpoint::Ingest)],
-    },
-    Route {
-        path: "/api/v1/ingest/batch",
-        label: Some("/api/v1/ingest/batch"),
-        methods: &[(Method::POST, Endpoint::IngestBatch)],
-    },
-    Route {
-        path: "/api/v1/ingest/stats",
-        label: Some("/api/v1/ingest/stats"),
-        methods: &[(Method::GET, Endpoint::Stats)],
-    },
-    Route {
-        path: "/api/v1/ingest/recent",
-        label: Some("/api/v1/ingest/recent"),
-        methods: &[(Method::GET, Endpoint::Recent)],
-    },
-    Route {
-        path: "/data-ingest/health/live",
-        label: Some("/health/live"),
-        methods: &[(Method::GET, Endpoint::Probe(Probe::Live))],
-    },
-    Route {
-        path: "/data-ingest/health/ready",
-        label: Some("/health/ready"),
-        methods: &[(Method::GET, Endpoint::Probe(Probe::Ready))],
-    },
-    Route {
-        path: "/data-ingest/api/v1/info",
-        label: Some("/api/v1/info"),
-        methods: &[(Method::GET, Endpoint::Probe(Probe::Info))],
-    },
-    Route {
-        path: "/data-ingest/metrics",
-        label: None,
-        methods: &[(Method::GET, Endpoint::Metrics)],
-    },
-]);
+static ROUTES: Routes<Endpoint> = guest_kit::service_routes!(
+    "data-ingest",
+    Endpoint::Probe,
+    Endpoint::Metrics,
+    [
+        Route {
+            path: "/api/v1/ingest",
+            label: Some("/api/v1/ingest"),
+            methods: &[(Method::POST, Endpoint::Ingest)],
+        },
+        Route {
+            path: "/api/v1/ingest/batch",
+            label: Some("/api/v1/ingest/batch"),
+            methods: &[(Method::POST, Endpoint::IngestBatch)],
+        },
+        Route {
+            path: "/api/v1/ingest/stats",
+            label: Some("/api/v1/ingest/stats"),
+            methods: &[(Method::GET, Endpoint::Stats)],
+        },
+        Route {
+            path: "/api/v1/ingest/recent",
+            label: Some("/api/v1/ingest/recent"),
+            methods: &[(Method::GET, Endpoint::Recent)],
+        },
+    ]
+);
 
 #[http_service]
 async fn handle(request: Request) -> Response {

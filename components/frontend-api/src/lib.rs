@@ -49,41 +49,26 @@ enum Endpoint {
 }
 
 /// The service's endpoints (listed by its `api/v1/info`), then its probes and metrics.
-static ROUTES: Routes<Endpoint> = Routes(&[
-    Route {
-        path: "/api/v1/users",
-        label: Some("/api/v1/users"),
-        methods: &[
-            (Method::GET, Endpoint::ListUsers),
-            (Method::POST, Endpoint::CreateUser),
-        ],
-    },
-    Route {
-        path: "/api/v1/data/ingest",
-        label: Some("/api/v1/data/ingest"),
-        methods: &[(Method::POST, Endpoint::Ingest)],
-    },
-    Route {
-        path: "/frontend-api/health/live",
-        label: Some("/health/live"),
-        methods: &[(Method::GET, Endpoint::Probe(Probe::Live))],
-    },
-    Route {
-        path: "/frontend-api/health/ready",
-        label: Some("/health/ready"),
-        methods: &[(Method::GET, Endpoint::Probe(Probe::Ready))],
-    },
-    Route {
-        path: "/frontend-api/api/v1/info",
-        label: Some("/api/v1/info"),
-        methods: &[(Method::GET, Endpoint::Probe(Probe::Info))],
-    },
-    Route {
-        path: "/frontend-api/metrics",
-        label: None,
-        methods: &[(Method::GET, Endpoint::Metrics)],
-    },
-]);
+static ROUTES: Routes<Endpoint> = guest_kit::service_routes!(
+    "frontend-api",
+    Endpoint::Probe,
+    Endpoint::Metrics,
+    [
+        Route {
+            path: "/api/v1/users",
+            label: Some("/api/v1/users"),
+            methods: &[
+                (Method::GET, Endpoint::ListUsers),
+                (Method::POST, Endpoint::CreateUser),
+            ],
+        },
+        Route {
+            path: "/api/v1/data/ingest",
+            label: Some("/api/v1/data/ingest"),
+            methods: &[(Method::POST, Endpoint::Ingest)],
+        },
+    ]
+);
 
 #[http_service]
 async fn handle(request: Request) -> Response {

@@ -13,12 +13,45 @@ pub struct Service<'a> {
     pub version: &'a str,
 }
 
-/// The three probes, each a route of the service (`GET /<name>/health/live`, ...).
+/// The three probes, each a route of the service (see [`crate::service_routes`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Probe {
     Live,
     Ready,
     Info,
+}
+
+/// A seed-004 service's route table: the service's own `routes` (its endpoints, which
+/// `api/v1/info` lists), then its probes (`GET /<name>/health/live`, `/health/ready` and
+/// `/api/v1/info`, dispatched to `probe(Probe::…)`) and `GET /<name>/metrics` (to `metrics`).
+/// The probes are labelled by their seed paths; the metrics scrape is not counted.
+#[macro_export]
+macro_rules! service_routes {
+    ($name:literal, $probe:expr, $metrics:expr, [$($route:expr),* $(,)?]) => {
+        $crate::routes::Routes(&[
+            $($route,)*
+            $crate::routes::Route {
+                path: concat!("/", $name, "/health/live"),
+                label: Some("/health/live"),
+                methods: &[($crate::routes::Method::GET, $probe($crate::probe::Probe::Live))],
+            },
+            $crate::routes::Route {
+                path: concat!("/", $name, "/health/ready"),
+                label: Some("/health/ready"),
+                methods: &[($crate::routes::Method::GET, $probe($crate::probe::Probe::Ready))],
+            },
+            $crate::routes::Route {
+                path: concat!("/", $name, "/api/v1/info"),
+                label: Some("/api/v1/info"),
+                methods: &[($crate::routes::Method::GET, $probe($crate::probe::Probe::Info))],
+            },
+            $crate::routes::Route {
+                path: concat!("/", $name, "/metrics"),
+                label: None,
+                methods: &[($crate::routes::Method::GET, $metrics)],
+            },
+        ])
+    };
 }
 
 /// The probe's answer. `api/v1/info` lists the service's own endpoints: its routes outside

@@ -7,7 +7,8 @@
 //! trailing slash is ignored, as Spin ignores it on an exact route. The first route whose
 //! pattern matches is the route.
 
-use http::Method;
+// The method type of a route's methods, named here for [`crate::service_routes`].
+pub use http::Method;
 use spin_sdk::http::Request;
 
 use crate::ApiError;
